@@ -1,0 +1,41 @@
+# The two commands of the README:
+#   make run    set up .venv (first time) and run the default suite
+#   make test   set up .venv and the test tools (first time) and run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUITE ?= toy
+PYTEST_ARGS ?=
+# The Olivetti faces cache for offline machines sits beside the checkout (never copied in).
+SCIKIT_LEARN_DATA ?= $(abspath ../shared/datasets/scikit_learn_data)
+export SCIKIT_LEARN_DATA
+
+.PHONY: setup run test browser lint clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e ".[test]"
+	# facenet-pytorch pins ancient torch/numpy/Pillow; it works with ours (pip warns, expected).
+	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(VENV)/bin/lsmia-bench run --suite $(SUITE)
+
+# Debian's Chromium for the leaderboard's browser tests (no browser download by a test tool).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "browser tests need Debian's chromium: sudo apt-get install chromium chromium-driver"; fi; }
+
+# pytest exits 5 when it collects no tests; make treats that as a failure like any other.
+test: setup browser
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf results site .pytest_cache

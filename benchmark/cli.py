@@ -1,0 +1,156 @@
+"""The ``lsmia-bench`` command line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from benchmark.errors import EXIT_USER_ERROR, UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Benchmark defenses against model inversion attacks.")
+console = Console()
+err_console = Console(stderr=True)
+
+ResultsOpt = Annotated[Path, typer.Option("--results", help="Results folder (cache, MLflow "
+                                          "store, reports).", envvar="LSMIA_RESULTS")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = RichHandler(console=err_console, show_path=False, show_time=False,
+                          markup=False, rich_tracebacks=False)
+    logger = logging.getLogger("lsmia_bench")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+
+
+@app.command("list")
+def list_components() -> None:
+    """List suites, defenses and attacks, one line each."""
+    from attacks import ATTACKS
+    from benchmark.config import read_suite_file, suite_names
+    from defenses import DEFENSES
+
+    console.print("[bold]Suites[/bold]")
+    for name in suite_names():
+        raw, _ = read_suite_file(name, None)
+        console.print(f"  {name:<18} {raw.get('description', '')}", markup=False)
+    for title, registry in (("Defenses", DEFENSES), ("Attacks", ATTACKS)):
+        console.print(f"[bold]{title}[/bold]")
+        for name in registry.names():
+            try:
+                summary = registry.get(name).summary
+            except UserError as exc:
+                summary = f"(broken plug-in: {exc})"
+            console.print(f"  {name:<18} {summary}", markup=False)
+
+
+@app.command()
+def run(
+    suite: Annotated[str | None, typer.Option("--suite", help="Suite name (see `list`).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="A suite YAML file instead of "
+                                                "a named suite.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: "
+                                                   "key.sub=value (YAML value); repeatable.")
+                    ] = None,
+    results: ResultsOpt = Path("results"),
+    tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                                     help="MLflow tracking URI (default: SQLite "
+                                                     "file in the results folder).")] = None,
+    address: Annotated[str | None, typer.Option("--address", help="Join an existing Ray "
+                                                "cluster (e.g. auto or ray://host:10001).")
+                       ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the last unfinished run of "
+                                         "this suite in the results folder.")] = False,
+    max_concurrent: Annotated[int | None, typer.Option("--max-concurrent", min=1,
+                                                       help="At most this many trials at once."
+                                                       )] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Train targets under each defense, attack them, record everything, print the table."""
+    _setup_logging(verbose)
+    from benchmark.config import apply_overrides, read_suite_file, validate_suite
+    from benchmark.run import RunOptions, pipeline_for, run_suite
+
+    started = time.perf_counter()
+    raw, source = read_suite_file(suite, config)
+    raw = apply_overrides(raw, set_ or [])
+    schema = _schema_for(raw, source)
+    suite_config = validate_suite(raw, source, schema)
+    pipeline_for(suite_config).check(suite_config)
+    summary = run_suite(suite_config, RunOptions(
+        results_dir=results, tracking_uri=tracking_uri, address=address, resume=resume,
+        max_concurrent=max_concurrent, source=source))
+    _print_table(summary.report.table, f"{suite_config.name}: results")
+    elapsed = time.perf_counter() - started
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts.items()))
+    console.print(f"Trials: {counts}. Wall time {elapsed:.1f} s.")
+    console.print(f"Report: {summary.report_dir}")
+    uri = summary.invocation.tracking_uri
+    console.print(f"MLflow: mlflow ui --backend-store-uri {uri}", markup=False)
+    if summary.counts.get("failed"):
+        raise typer.Exit(1)
+
+
+def _schema_for(raw: dict, source: str) -> type:
+    from benchmark.pipelines import PIPELINES
+
+    name = raw.get("pipeline")
+    if not isinstance(name, str):
+        raise UserError(f"{source}: pipeline", name,
+                        f"Set pipeline to one of: {', '.join(PIPELINES.names())}.",
+                        problem="missing or not a name")
+    return PIPELINES.get(name, field=f"{source}: pipeline").schema
+
+
+def _print_table(table, title: str) -> None:  # noqa: ANN001
+    # Off a terminal (logs, CI) rich would squeeze the table into 80 columns.
+    printer = console if console.is_terminal else Console(width=240)
+    out = Table(title=title)
+    for column in table.columns:
+        out.add_column(str(column))
+    for _, row in table.iterrows():
+        out.add_row(*(_cell(v) for v in row))
+    printer.print(out)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: user errors exit 2 with one line, no traceback."""
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    try:
+        app(args=argv, standalone_mode=False)
+    except UserError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return EXIT_USER_ERROR
+    except typer.Exit as exc:
+        return exc.exit_code
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return 130
+        raise
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""Suite configuration: YAML files in ``configs/`` validated into typed objects.
+
+Each pipeline (``toy``, ``image``) extends :class:`SuiteConfig` with its own sections; the
+``pipeline`` key of a suite file picks the schema.
+"""
+
+from __future__ import annotations
+
+import itertools
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from benchmark.component import Component, build_component, user_error_from_validation
+from benchmark.errors import UserError
+from benchmark.jobs import content_hash
+from benchmark.registry import Registry
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentSpec(Strict):
+    """A defense or attack in a suite: fixed ``params`` and an optional ``grid`` to sweep.
+
+    Every combination of the grid's values (merged over ``params``) is its own trial.
+    """
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+
+    def settings(self) -> list[tuple[dict[str, Any], dict[str, str]]]:
+        """Each parameter set with, per key, where it came from (for error messages)."""
+        keys = list(self.grid)
+        combos = itertools.product(*(self.grid[k] for k in keys)) if keys else [()]
+        out = []
+        for combo in combos:
+            values = dict(self.params) | dict(zip(keys, combo, strict=True))
+            origin = {k: "params" for k in self.params} | {k: "grid" for k in keys}
+            out.append((values, origin))
+        return out
+
+
+class Resources(Strict):
+    """Ray resources for one trial. A fractional GPU is bookkeeping only: trials sharing a
+    card must fit in its memory together."""
+
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+
+
+class StageResources(Strict):
+    prerequisites: Resources = Field(default_factory=Resources)
+    targets: Resources = Field(default_factory=Resources)
+    attacks: Resources = Field(default_factory=Resources)
+
+
+class SuiteConfig(Strict):
+    name: str
+    description: str = ""
+    pipeline: str
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    defenses: list[ComponentSpec] = Field(min_length=1)
+    attacks: list[ComponentSpec] = Field(default_factory=list)
+    resources: StageResources = Field(default_factory=StageResources)
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("a list of distinct integers")
+        return seeds
+
+    def config_hash(self) -> str:
+        return content_hash(self.model_dump(mode="json"))
+
+
+def suite_names() -> list[str]:
+    return sorted(p.name.removesuffix(".yaml") for p in _config_dir().iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def _config_dir() -> Any:
+    return resources.files("configs")
+
+
+def read_suite_file(suite: str | None, config_file: Path | None) -> tuple[dict[str, Any], str]:
+    """The raw mapping of a suite (by name, or from ``--config``) and where it came from."""
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise UserError("--config", str(path), "Give the path of an existing suite YAML file.",
+                            problem="file not found")
+        text, source = _read_text(path, "--config"), str(path)
+    else:
+        if suite is None:
+            raise UserError("--suite", None, f"Name a suite: {', '.join(suite_names())}.",
+                            problem="no suite given")
+        if suite not in suite_names():
+            import difflib
+
+            close = difflib.get_close_matches(suite, suite_names(), n=1)
+            hint = f"Did you mean {close[0]!r}? " if close else ""
+            raise UserError("--suite", suite, f"{hint}Known suites: {', '.join(suite_names())}.",
+                            problem="unknown suite")
+        text, source = (_config_dir() / f"{suite}.yaml").read_text(), f"configs/{suite}.yaml"
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserError(source, "(YAML text)", "Fix the YAML syntax.",
+                        problem=f"not valid YAML{where}") from None
+    if not isinstance(raw, dict):
+        raise UserError(source, type(raw).__name__, "A suite file is a YAML mapping of keys.",
+                        problem="not a mapping")
+    return raw, source
+
+
+def _read_text(path: Path, field: str) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(field, str(path), "Save the file as UTF-8.",
+                        problem="file is not UTF-8 text") from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set a.b.0.c=value`` (value parsed as YAML) to a copy of ``raw``."""
+    import copy
+
+    data = copy.deepcopy(raw)
+    for item in overrides:
+        path_text, sep, value_text = item.partition("=")
+        if not sep or not path_text:
+            raise UserError("--set", item, "Write --set key.subkey=value, e.g. --set seeds=[1,2].",
+                            problem="not of the form key=value")
+        try:
+            value = yaml.safe_load(value_text)
+        except yaml.YAMLError:
+            raise UserError("--set", item, "Quote the value or fix its YAML syntax.",
+                            problem="value is not valid YAML") from None
+        parts = path_text.split(".")
+        node: Any = data
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise UserError("--set", item, f"Use an index below {len(node)} for "
+                                    f"{'.'.join(parts[:i]) or 'the list'}.",
+                                    problem=f"{part!r} is not a valid list index")
+                if last:
+                    node[int(part)] = value
+                else:
+                    node = node[int(part)]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    node = node.setdefault(part, {})
+            else:
+                raise UserError("--set", item, f"{'.'.join(parts[:i])} is a value, not a section.",
+                                problem="cannot set a key inside a plain value")
+    return data
+
+
+def validate_suite(raw: dict[str, Any], source: str, schema: type[SuiteConfig]) -> SuiteConfig:
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as exc:
+        error = user_error_from_validation(exc, model=schema)
+        error.field = f"{source}: {error.field}"
+        raise UserError(error.field, error.value, error.fix, problem=error.problem) from None
+
+
+def build_components(
+    specs: list[ComponentSpec], registry: Registry, section: str
+) -> list[Component]:
+    """Instantiate every setting of every spec, so bad names and values fail before any trial."""
+    built = []
+    for index, spec in enumerate(specs):
+        cls = registry.get(spec.name, field=f"{section}[{index}].name")
+        for values, origin in spec.settings():
+            try:
+                built.append(cls(**values))
+            except ValidationError as exc:
+                loc = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""
+                where = f"{section}[{index}].{origin.get(loc, 'params')}"
+                raise user_error_from_validation(exc, prefix=where, model=cls) from None
+            except TypeError:
+                built.append(build_component(cls, values, f"{section}[{index}].params"))
+    return built

@@ -1,0 +1,262 @@
+"""The ``toy`` pipeline: the paper's motivational 2-D example (DESIGN.md §3).
+
+Targets: the notebook's MLP trained full-batch with each defense. Attack: SGD on the input
+from a point of class 0 toward class 2. Report: a table and a figure of decision regions,
+training points and one attack trajectory per target.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import torch
+from pydantic import Field
+
+from attacks import ATTACKS
+from benchmark.config import ComponentSpec, Strict, SuiteConfig, build_components
+from benchmark.context import TaskContext, TaskResult, seed_everything
+from benchmark.data.blobs import toy_blobs
+from benchmark.jobs import Job
+from benchmark.metrics.attack import gradient_stability, nearest_distance
+from benchmark.metrics.utility import accuracy
+from benchmark.models.mlp import ToyMLP
+from benchmark.pipelines.base import Pipeline, Report
+from benchmark.training import predict, train_classifier
+from defenses import DEFENSES
+
+
+class BlobsData(Strict):
+    source: Literal["blobs"] = "blobs"
+    n_samples: int = Field(500, ge=3)
+    centers: list[list[float]] = Field(
+        default_factory=lambda: [[0.0, -10.0], [-10.0, 10.0], [10.0, 10.0]], min_length=2)
+    cluster_std: float = Field(1.6, gt=0)
+    random_state: int = 17
+    test_random_state: int = 18
+
+
+class ToyTraining(Strict):
+    hidden: int = Field(20, ge=1)
+    iterations: int = Field(5000, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    init_seed: int = 42
+
+
+class ToyConfig(SuiteConfig):
+    pipeline: Literal["toy"] = "toy"
+    data: BlobsData = Field(default_factory=BlobsData)
+    training: ToyTraining = Field(default_factory=ToyTraining)
+    target_class: int = Field(2, ge=0)
+    attacks: list[ComponentSpec] = Field(
+        default_factory=lambda: [ComponentSpec(name="toy_sgd")], min_length=1)
+
+
+class ToyPipeline(Pipeline):
+    schema = ToyConfig
+
+    def check(self, config: ToyConfig) -> None:
+        build_components(config.defenses, DEFENSES, "defenses")
+        build_components(config.attacks, ATTACKS, "attacks")
+        if config.target_class >= len(config.data.centers):
+            from benchmark.errors import UserError
+
+            raise UserError("target_class", config.target_class,
+                            f"Use a class index below {len(config.data.centers)}.",
+                            problem="no such class")
+
+    def plan(self, config: ToyConfig) -> list[Job]:
+        jobs: list[Job] = []
+        for seed in config.seeds:
+            for defense_spec in config.defenses:
+                for params, _ in defense_spec.settings():
+                    defense = DEFENSES.get(defense_spec.name)(**params)
+                    target = Job(
+                        stage="targets",
+                        task="benchmark.pipelines.toy:train_target",
+                        name=f"target {defense.label()} seed={seed}",
+                        spec={"data": config.data.model_dump(),
+                              "training": config.training.model_dump(),
+                              "defense": {"name": defense_spec.name,
+                                          "params": defense.model_dump()},
+                              "seed": seed},
+                        labels={"defense": defense.name, "defense_label": defense.label(),
+                                "strength": defense.strength_value(), "seed": seed},
+                    )
+                    jobs.append(target)
+                    jobs.extend(self._attacks(config, target))
+        return jobs
+
+    def _attacks(self, config: ToyConfig, target: Job) -> list[Job]:
+        jobs = []
+        for spec in config.attacks:
+            for params, _ in spec.settings():
+                attack = ATTACKS.get(spec.name)(**params)
+                jobs.append(Job(
+                    stage="attacks",
+                    task="benchmark.pipelines.toy:attack_target",
+                    name=f"attack {attack.label()} on {target.labels['defense_label']} "
+                         f"seed={target.labels['seed']}",
+                    spec={"attack": {"name": spec.name, "params": attack.model_dump()},
+                          "data": config.data.model_dump(), "target_class": config.target_class},
+                    needs={"target": target.key},
+                    labels=target.labels | {"attack": attack.name},
+                ))
+        return jobs
+
+    def report(self, config: ToyConfig, jobs: list[Job], outcomes: dict, out_dir: Path) -> Report:
+        rows = []
+        for job in jobs:
+            if job.stage != "attacks":
+                continue
+            target = outcomes.get(job.needs["target"])
+            attack = outcomes.get(job.key)
+            row: dict[str, Any] = {
+                "defense": job.labels["defense_label"],
+                "alpha": job.labels["strength"] if job.labels["defense"] == "label_smoothing"
+                else (0.0 if job.labels["defense"] == "none" else None),
+                "seed": job.labels["seed"],
+                "status": attack.status if attack else "missing",
+            }
+            if target and target.result:
+                row["test_accuracy"] = target.result["metrics"].get("test_accuracy")
+            if attack and attack.result:
+                metrics = attack.result["metrics"]
+                for key in ("steps", "final_confidence", "distance_nearest", "distance_mean",
+                            "gradient_stability"):
+                    row[key] = metrics.get(key)
+            rows.append(row)
+        table = pd.DataFrame(rows)
+        files = []
+        if not table.empty:
+            files = draw_toy_figure(config, jobs, outcomes, out_dir)
+        return Report(table=table, files=files)
+
+
+def _seed_spec(spec: dict[str, Any]) -> int:
+    return int(spec["seed"])
+
+
+def _toy_data(data: dict[str, Any]) -> tuple[torch.Tensor, ...]:
+    args = (data["n_samples"], data["centers"], data["cluster_std"])
+    x_train, y_train = toy_blobs(*args, random_state=data["random_state"])
+    x_test, y_test = toy_blobs(*args, random_state=data["test_random_state"])
+    return x_train, y_train, x_test, y_test
+
+
+def _build_model(spec: dict[str, Any]) -> torch.nn.Module:
+    num_classes = len(spec["data"]["centers"])
+    # The same initial weights for every defense (the notebook seeds before building the MLP).
+    torch.manual_seed(spec["training"]["init_seed"] + spec["seed"])
+    return ToyMLP(2, spec["training"]["hidden"], num_classes)
+
+
+def train_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
+                 ctx: TaskContext) -> TaskResult:
+    """Train the toy MLP full-batch with the spec's defense; save it to ``out/model.pt``."""
+    seed_everything(_seed_spec(spec))
+    x_train, y_train, x_test, y_test = _toy_data(spec["data"])
+    defense = DEFENSES.get(spec["defense"]["name"])(**spec["defense"]["params"])
+    model = defense.wrap_model(_build_model(spec)).to(ctx.device)
+    training = spec["training"]
+    optimizer = torch.optim.SGD(model.parameters(), lr=training["lr"],
+                                momentum=training["momentum"])
+    history = train_classifier(
+        model, defense, lambda: [(x_train, y_train)], optimizer, training["iterations"],
+        num_classes=len(spec["data"]["centers"]), ctx=ctx,
+    )
+    torch.save(model.state_dict(), out / "model.pt")
+    test_acc = accuracy(predict(model, x_test), y_test)
+    train_acc = accuracy(predict(model, x_train), y_train)
+    # A loss curve of 5000 points is too much for MLflow; keep every 50th iteration.
+    stride = max(1, len(history.train_loss) // 100)
+    series = {k: v[::stride] for k, v in history.as_series().items()}
+    return TaskResult(
+        metrics={"test_accuracy": test_acc, "train_accuracy": train_acc,
+                 "final_train_loss": history.train_loss[-1]},
+        series=series, info={"series_stride": stride},
+    )
+
+
+def load_toy_target(spec: dict[str, Any], folder: Path) -> torch.nn.Module:
+    defense = DEFENSES.get(spec["defense"]["name"])(**spec["defense"]["params"])
+    model = defense.wrap_model(_build_model(spec))
+    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def attack_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
+                  ctx: TaskContext) -> TaskResult:
+    """Attack the target from ``inputs['target']`` toward the target class."""
+    target_record = json.loads((inputs["target"] / "result.json").read_text())
+    model = load_toy_target(target_record["job"]["spec"], inputs["target"]).to(ctx.device)
+    attack = ATTACKS.get(spec["attack"]["name"])(**spec["attack"]["params"])
+    cls = spec["target_class"]
+    output = attack.run(model, [cls])
+    run = output.trace["runs"][0]
+    x_train, y_train, _, _ = _toy_data(spec["data"])
+    class_points = x_train[y_train == cls]
+    end = output.reconstructions[:1]
+    trajectory = run["trajectory"]
+    (out / "trajectory.json").write_text(json.dumps(
+        {"trajectory": trajectory.tolist(), "confidence": run["confidence"]}))
+    ctx.progress(1, 1)
+    return TaskResult(metrics={
+        "steps": float(run["steps"]),
+        "final_confidence": float(run["confidence"][-1]),
+        "reached_confidence": float(run["confidence"][-1] > attack.confidence),
+        "distance_nearest": nearest_distance(end, class_points).item(),
+        "distance_mean": torch.linalg.vector_norm(end[0] - class_points.mean(0)).item(),
+        "gradient_stability": gradient_stability(run["gradients"]),
+    })
+
+
+def draw_toy_figure(config: ToyConfig, jobs: list[Job], outcomes: dict, out_dir: Path) -> list[Path]:
+    """Decision regions, training points and the attack trajectory, one panel per target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [j for j in jobs if j.stage == "attacks"
+              and outcomes.get(j.key) and outcomes[j.key].result
+              and outcomes.get(j.needs["target"]) and outcomes[j.needs["target"]].result]
+    if not panels:
+        return []
+    x_train, y_train, _, _ = _toy_data(config.data.model_dump())
+    lo, hi = x_train.min(0).values - 4, x_train.max(0).values + 4
+    gx, gy = torch.meshgrid(torch.linspace(lo[0], hi[0], 300), torch.linspace(lo[1], hi[1], 300),
+                            indexing="xy")
+    grid = torch.stack([gx.flatten(), gy.flatten()], 1)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
+    markers = ["o", "s", "p", "^", "v", "D"]
+    for ax, job in zip(axes[0], panels, strict=True):
+        target_out = outcomes[job.needs["target"]]
+        model = load_toy_target(target_out.result["job"]["spec"], target_out.artifact_dir)
+        regions = predict(model, grid).argmax(1).reshape(gx.shape)
+        ax.contourf(gx, gy, regions, alpha=0.25, levels=len(config.data.centers) - 1,
+                    cmap="Pastel1")
+        for cls in range(len(config.data.centers)):
+            pts = x_train[y_train == cls]
+            ax.scatter(pts[:, 0], pts[:, 1], s=8, marker=markers[cls % len(markers)],
+                       label=f"class {cls}")
+        path = json.loads((outcomes[job.key].artifact_dir / "trajectory.json").read_text())
+        traj = torch.tensor(path["trajectory"])
+        ax.plot(traj[:, 0], traj[:, 1], color="gold", lw=2, label="attack")
+        ax.scatter(traj[-1:, 0], traj[-1:, 1], color="black", marker="x", s=60, zorder=5)
+        metrics = outcomes[job.key].result["metrics"]
+        ax.set_title(f"{job.labels['defense_label']}\n{int(metrics['steps'])} steps, "
+                     f"distance {metrics['distance_nearest']:.2f}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = [out_dir / "toy_attacks.png", out_dir / "toy_attacks.svg"]
+    for file in files:
+        fig.savefig(file, dpi=110)
+    plt.close(fig)
+    return files

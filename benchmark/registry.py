@@ -1,0 +1,146 @@
+"""Typed registries by name: built-ins as lazy ``module:attr`` strings, plug-ins by entry point
+or by a ``path/to/file.py:ClassName`` reference."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from benchmark.errors import UserError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Maps names to classes (or callables) of one kind.
+
+    Nothing is imported until a name is looked up, so listing names is cheap and a broken
+    plug-in only fails when it is used, with a message that names it.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        base: type | None = None,
+        builtins: dict[str, str] | None = None,
+        entry_point_group: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self.base = base
+        self._lazy: dict[str, str] = dict(builtins or {})
+        self._loaded: dict[str, T] = {}
+        self.entry_point_group = entry_point_group
+
+    def register(self, name: str, obj: T) -> T:
+        if name in self._lazy or name in self._loaded:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._check(name, obj)
+        self._loaded[name] = obj
+        return obj
+
+    def _plugin_entry_points(self) -> dict[str, str]:
+        if not self.entry_point_group:
+            return {}
+        return {ep.name: ep.value for ep in entry_points(group=self.entry_point_group)}
+
+    def names(self) -> list[str]:
+        found = set(self._lazy) | set(self._loaded) | set(self._plugin_entry_points())
+        return sorted(found)
+
+    def __contains__(self, name: str) -> bool:
+        return is_path_reference(name) or name in self.names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def get(self, name: str, field: str | None = None) -> T:
+        field = field or self.kind
+        if name in self._loaded:
+            return self._loaded[name]
+        if is_path_reference(name):
+            obj = load_path_reference(name, field)
+        else:
+            target = self._lazy.get(name) or self._plugin_entry_points().get(name)
+            if target is None:
+                raise UserError(field, name, self._unknown_fix(name), problem=f"unknown {self.kind}")
+            obj = import_reference(target, field, plugin=name)
+        self._check(name, obj, field)
+        self._loaded[name] = obj
+        return obj
+
+    def _unknown_fix(self, name: str) -> str:
+        close = difflib.get_close_matches(name, self.names(), n=1)
+        hint = f"Did you mean {close[0]!r}? " if close else ""
+        return f"{hint}Known {self.kind}s: {', '.join(self.names())}."
+
+    def _check(self, name: str, obj: object, field: str | None = None) -> None:
+        if self.base is None:
+            return
+        if not (isinstance(obj, type) and issubclass(obj, self.base)):
+            raise UserError(
+                field or self.kind,
+                name,
+                f"A {self.kind} must be a subclass of {self.base.__module__}.{self.base.__name__}.",
+                problem=f"{obj!r} is not a {self.kind} class",
+            )
+
+
+def is_path_reference(name: str) -> bool:
+    return ".py:" in name
+
+
+def import_reference(target: str, field: str, plugin: str) -> object:
+    """Import ``package.module:attr``; any failure becomes a UserError naming the plug-in."""
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # a plug-in may fail to import in any way
+        raise UserError(
+            field, plugin, "Fix the import error in the plug-in or reinstall its package.",
+            problem=f"importing {module_name!r} failed ({type(exc).__name__}: {exc})",
+        ) from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise UserError(
+            field, plugin, f"Check the name after ':' in {target!r}.",
+            problem=f"module {module_name!r} has no attribute {attr!r}",
+        ) from None
+
+
+def load_path_reference(reference: str, field: str) -> object:
+    """Load ``path/to/file.py:ClassName`` (absolute, or relative to the working directory)."""
+    path_text, _, attr = reference.rpartition(":")
+    path = Path(path_text).expanduser().resolve()
+    if not path.is_file():
+        raise UserError(field, reference, "Give an existing Python file as path/to/file.py:ClassName.",
+                        problem=f"file {str(path)!r} does not exist")
+    module_name = f"lsmia_plugin_{abs(hash(str(path)))}"
+    if module_name in sys.modules:
+        module = sys.modules[module_name]
+    else:
+        try:
+            source = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise UserError(field, reference, "Save the plug-in file as UTF-8.",
+                            problem="file is not UTF-8 text") from None
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        assert spec is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            exec(compile(source, str(path), "exec"), module.__dict__)
+        except Exception as exc:
+            del sys.modules[module_name]
+            raise UserError(field, reference, "Fix the error in the plug-in file.",
+                            problem=f"loading it failed ({type(exc).__name__}: {exc})") from None
+    if not hasattr(module, attr):
+        raise UserError(field, reference, f"Define class {attr!r} in {path.name}.",
+                        problem=f"{path.name} has no attribute {attr!r}")
+    return getattr(module, attr)

@@ -1,0 +1,137 @@
+"""One invocation of a suite: plan -> stages through Ray Tune -> MLflow -> report.
+
+Planning, execution (:mod:`benchmark.runner`) and recording (:mod:`benchmark.tracking`) live in
+their own modules; this one only strings them together.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmark.cache import ArtifactStore
+from benchmark.config import SuiteConfig
+from benchmark.errors import UserError
+from benchmark.jobs import STAGES, Job
+from benchmark.pipelines import PIPELINES, Pipeline, Report
+from benchmark.progress import ProgressView
+from benchmark.runner import Outcome, StageRunner, init_ray
+from benchmark.state import Invocation, InvocationStore, ResultsLock, now
+from benchmark.tracking import Tracker, default_tracking_uri
+
+log = logging.getLogger("lsmia_bench")
+
+
+@dataclass
+class RunOptions:
+    results_dir: Path
+    tracking_uri: str | None = None
+    address: str | None = None
+    resume: bool = False
+    max_concurrent: int | None = None
+    source: str = ""
+    progress: ProgressView | None = None
+
+
+@dataclass
+class RunSummary:
+    invocation: Invocation
+    jobs: list[Job]
+    outcomes: dict[str, Outcome]
+    report: Report
+    report_dir: Path
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def pipeline_for(config: SuiteConfig) -> Pipeline:
+    return PIPELINES.get(config.pipeline, field="pipeline")()
+
+
+def run_suite(config: SuiteConfig, options: RunOptions) -> RunSummary:
+    results = Path(options.results_dir).resolve()
+    pipeline = pipeline_for(config)
+    pipeline.check(config)
+    jobs = pipeline.plan(config)
+    tracking_uri = options.tracking_uri or default_tracking_uri(results)
+    progress = options.progress or ProgressView()
+    with ResultsLock(results):
+        invocations = InvocationStore(results)
+        invocation = _invocation(invocations, config, tracking_uri, options.resume)
+        tracker = Tracker(tracking_uri, results / "mlartifacts")
+        invocation.parent_run_id = tracker.start(
+            config.name, invocation.id, config.model_dump(mode="json"), config.config_hash(),
+            options.source, resume_run_id=invocation.parent_run_id)
+        invocations.save(invocation)
+
+        def record(outcome: Outcome) -> None:
+            progress.trial_done(outcome)
+            if outcome.job.key in invocation.logged:
+                return
+            run_id = tracker.log_outcome(outcome, config.name)
+            if outcome.ok:  # a failed trial is tried again on --resume and logged again
+                invocation.logged[outcome.job.key] = run_id
+                invocations.save(invocation)
+
+        store = ArtifactStore(results / "cache")
+        init_ray(options.address)
+        runner = StageRunner(store, results / "ray", f"{config.name}-{invocation.id}",
+                             device=config.device, max_concurrent=options.max_concurrent,
+                             on_outcome=record, on_progress=progress.trial_progress)
+        outcomes: dict[str, Outcome] = {}
+        try:
+            for stage in STAGES:
+                stage_jobs = [job for job in jobs if job.stage == stage]
+                if not stage_jobs:
+                    continue
+                progress.start_stage(stage, stage_jobs)
+                resources = getattr(config.resources, stage)
+                outcomes.update(runner.run(stage, stage_jobs, resources, outcomes))
+                progress.stop()
+            report_dir = results / "reports" / config.name / invocation.id
+            report = pipeline.report(config, jobs, outcomes, report_dir)
+            report_dir.mkdir(parents=True, exist_ok=True)
+            table_csv = report_dir / "table.csv"
+            report.table.to_csv(table_csv, index=False)
+            tracker.log_report(report.files, table_csv)
+        except BaseException:
+            progress.stop()
+            invocation.status = "interrupted"
+            invocations.save(invocation)
+            tracker.finish("KILLED")
+            raise
+        counts = _count(outcomes)
+        invocation.status = "finished"
+        invocation.finished_at = now()
+        invocations.save(invocation)
+        tracker.finish("FINISHED" if counts.get("failed", 0) == 0 else "FAILED")
+    return RunSummary(invocation, jobs, outcomes, report, report_dir, counts)
+
+
+def _invocation(store: InvocationStore, config: SuiteConfig, tracking_uri: str,
+                resume: bool) -> Invocation:
+    if not resume:
+        return Invocation.new(config.name, config.config_hash(), tracking_uri)
+    previous = store.latest_unfinished(config.name)
+    if previous is None:
+        raise UserError("--resume", True, "Run the suite without --resume to start a new run.",
+                        problem=f"no unfinished run of suite {config.name!r} in this results "
+                        "folder")
+    if previous.config_hash != config.config_hash():
+        raise UserError("--resume", previous.id, "Resume with the same suite settings, or run "
+                        "without --resume (finished trials are reused from the cache anyway).",
+                        problem="the configuration changed since that run")
+    if previous.tracking_uri != tracking_uri:
+        raise UserError("--tracking-uri", tracking_uri,
+                        f"Resume with --tracking-uri {previous.tracking_uri}.",
+                        problem="the run to resume was recorded elsewhere")
+    log.info("resuming run %s", previous.id)
+    previous.status = "running"
+    return previous
+
+
+def _count(outcomes: dict[str, Outcome]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for outcome in outcomes.values():
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    return counts

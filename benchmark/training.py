@@ -1,0 +1,110 @@
+"""The training loop shared by every defense: only the defense's loss and model wrap differ."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from benchmark.context import TaskContext
+from defenses.base import Defense, LossInputs
+
+Batches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
+
+
+class NonFiniteLoss(RuntimeError):
+    """The defense's loss became NaN or infinite; the trial fails with this message."""
+
+
+@dataclass
+class TrainingHistory:
+    train_loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    extra: dict[str, list[float]] = field(default_factory=dict)
+
+    def as_series(self) -> dict[str, list[float]]:
+        return {"train_loss": self.train_loss, "train_accuracy": self.train_accuracy} | self.extra
+
+
+@contextmanager
+def capture_features(model: nn.Module, names: list[str]):
+    """Collect the outputs of the named submodules during forward passes."""
+    modules = dict(model.named_modules())
+    missing = [n for n in names if n not in modules]
+    if missing:
+        raise ValueError(f"model has no submodules {missing}; known: {list(modules)[:20]}")
+    captured: dict[str, torch.Tensor] = {}
+    handles = [
+        modules[n].register_forward_hook(lambda _m, _i, out, n=n: captured.__setitem__(n, out))
+        for n in names
+    ]
+    try:
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def train_classifier(
+    model: nn.Module,
+    defense: Defense,
+    batches: Batches,
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    num_classes: int,
+    ctx: TaskContext,
+    scheduler: Any | None = None,
+    on_epoch: Callable[[int, TrainingHistory], None] | None = None,
+) -> TrainingHistory:
+    """Train ``model`` (already wrapped by the defense) for ``epochs`` passes over ``batches()``."""
+    history = TrainingHistory()
+    layers = defense.feature_layers(model)
+    model.train()
+    with capture_features(model, layers) as features:
+        for epoch in range(epochs):
+            total_loss, correct, seen = 0.0, 0, 0
+            for inputs, targets in batches():
+                inputs, targets = inputs.to(ctx.device), targets.to(ctx.device)
+                logits = model(inputs)
+                loss = defense.loss(LossInputs(
+                    logits=logits, targets=targets, inputs=inputs, num_classes=num_classes,
+                    progress=epoch / epochs, model=model, features=dict(features),
+                ))
+                if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+                    raise TypeError(f"defense {defense.name!r}: loss() must return a scalar "
+                                    f"tensor, got {type(loss).__name__}")
+                if not torch.isfinite(loss):
+                    raise NonFiniteLoss(f"defense {defense.name!r}: loss is {loss.item()} at "
+                                        f"epoch {epoch}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total_loss += loss.item() * len(targets)
+                correct += (logits.argmax(1) == targets).sum().item()
+                seen += len(targets)
+            if scheduler is not None:
+                scheduler.step()
+            history.train_loss.append(total_loss / max(seen, 1))
+            history.train_accuracy.append(correct / max(seen, 1))
+            if on_epoch is not None:
+                on_epoch(epoch, history)
+            ctx.progress(epoch + 1, epochs, train_loss=history.train_loss[-1])
+    if history.train_loss and not math.isfinite(history.train_loss[-1]):
+        raise NonFiniteLoss(f"defense {defense.name!r}: final training loss is not finite")
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Logits of ``model`` in eval mode on ``inputs``, batched, on the model's device."""
+    model.eval()
+    device = next(model.parameters()).device
+    outs = [model(inputs[i:i + batch_size].to(device)).cpu()
+            for i in range(0, len(inputs), batch_size)]
+    return torch.cat(outs)

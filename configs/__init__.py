@@ -1,0 +1,1 @@
+"""Suite configurations shipped with lsmia-bench: one YAML file per suite."""
