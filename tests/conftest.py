@@ -1,0 +1,58 @@
+"""Shared fixtures: one Ray instance for the whole session, the CLI run in-process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# The Olivetti faces cache prepared for offline machines sits beside the checkout.
+SHARED_SKLEARN_DATA = Path(
+    os.environ.get("SCIKIT_LEARN_DATA", REPO.parent / "shared" / "datasets" / "scikit_learn_data")
+)
+
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray instance shared by every test that runs trials; yields its GCS address."""
+    import ray
+
+    from benchmark.runner import init_ray
+
+    init_ray(None, num_cpus=2)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run ``lsmia-bench ARGS`` in this process (sharing the session's Ray instance)."""
+    from benchmark.cli import main
+
+    def invoke(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke
+
+
+@pytest.fixture
+def sklearn_data_home() -> Path:
+    if not (SHARED_SKLEARN_DATA / "olivetti_py3.pkz").is_file():
+        pytest.fail(f"Olivetti cache missing at {SHARED_SKLEARN_DATA}; set SCIKIT_LEARN_DATA")
+    return SHARED_SKLEARN_DATA
