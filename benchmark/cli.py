@@ -21,6 +21,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console()
 err_console = Console(stderr=True)
 
+from leaderboard.cli import leaderboard_app  # noqa: E402
+
+app.add_typer(leaderboard_app, name="leaderboard")
+
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Results folder (cache, MLflow "
                                           "store, reports).", envvar="LSMIA_RESULTS")]
 
@@ -140,17 +144,21 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except typer.Exit as exc:
         return exc.exit_code
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except KeyboardInterrupt:
+        err_console.print("interrupted; finished trials are kept, continue with --resume")
+        return 130
+    except Exception as exc:
+        # Usage errors of typer's bundled click (bad option values): exit 2 with click's message.
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return 130
+            return int(exc.exit_code)
         raise
     return 0
 
 
 def entry() -> None:
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -65,7 +65,7 @@ def build_component(cls: type[Component], params: dict[str, Any], field: str) ->
 def user_error_from_validation(
     exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
 ) -> UserError:
-    """The first pydantic error as a UserError: dotted field path, offending value, what is allowed."""
+    """The first pydantic error as a UserError: dotted field path, bad value, what is allowed."""
     errors = exc.errors()
     first = errors[0]
     loc = ".".join(str(part) for part in first["loc"])

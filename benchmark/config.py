@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from benchmark.component import Component, build_component, user_error_from_validation
 from benchmark.errors import UserError
 from benchmark.jobs import content_hash
-from benchmark.registry import Registry
+from benchmark.registry import Registry, is_path_reference
 
 
 class Strict(BaseModel):
@@ -33,6 +33,15 @@ class ComponentSpec(Strict):
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _absolute_plugin_path(cls, name: str) -> str:
+        # Trials run in other working directories (Ray Tune), so a file reference must be absolute.
+        if is_path_reference(name):
+            path, _, attr = name.rpartition(":")
+            return f"{Path(path).expanduser().resolve()}:{attr}"
+        return name
 
     def settings(self) -> list[tuple[dict[str, Any], dict[str, str]]]:
         """Each parameter set with, per key, where it came from (for error messages)."""
@@ -183,6 +192,8 @@ def build_components(
     specs: list[ComponentSpec], registry: Registry, section: str
 ) -> list[Component]:
     """Instantiate every setting of every spec, so bad names and values fail before any trial."""
+    from benchmark.plugin_check import check_component
+
     built = []
     for index, spec in enumerate(specs):
         cls = registry.get(spec.name, field=f"{section}[{index}].name")
@@ -192,7 +203,11 @@ def build_components(
             except ValidationError as exc:
                 loc = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""
                 where = f"{section}[{index}].{origin.get(loc, 'params')}"
-                raise user_error_from_validation(exc, prefix=where, model=cls) from None
+                error = user_error_from_validation(exc, prefix=where, model=cls)
+                raise UserError(error.field, error.value, error.fix, problem=f"{error.problem} "
+                                f"for {registry.kind} {spec.name!r}") from None
             except TypeError:
                 built.append(build_component(cls, values, f"{section}[{index}].params"))
+            # A plug-in that breaks its interface fails here, before any trial starts.
+            check_component(built[-1], f"{section}[{index}].name", spec.name)
     return built

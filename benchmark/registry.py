@@ -68,7 +68,8 @@ class Registry(Generic[T]):
         else:
             target = self._lazy.get(name) or self._plugin_entry_points().get(name)
             if target is None:
-                raise UserError(field, name, self._unknown_fix(name), problem=f"unknown {self.kind}")
+                raise UserError(field, name, self._unknown_fix(name),
+                                problem=f"unknown {self.kind}")
             obj = import_reference(target, field, plugin=name)
         self._check(name, obj, field)
         self._loaded[name] = obj
@@ -119,7 +120,8 @@ def load_path_reference(reference: str, field: str) -> object:
     path_text, _, attr = reference.rpartition(":")
     path = Path(path_text).expanduser().resolve()
     if not path.is_file():
-        raise UserError(field, reference, "Give an existing Python file as path/to/file.py:ClassName.",
+        raise UserError(field, reference,
+                        "Give an existing Python file as path/to/file.py:ClassName.",
                         problem=f"file {str(path)!r} does not exist")
     module_name = f"lsmia_plugin_{abs(hash(str(path)))}"
     if module_name in sys.modules:

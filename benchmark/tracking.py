@@ -68,6 +68,9 @@ class Tracker:
             "lsmia.config_hash": config_hash, "lsmia.config_source": source,
         })
         self.parent_run_id = run.info.run_id
+        from benchmark.trial import package_versions
+
+        self.client.set_tag(self.parent_run_id, "lsmia.versions", json.dumps(package_versions()))
         self._log_params(self.parent_run_id, flatten(config))
         self.client.log_text(self.parent_run_id, json.dumps(config, indent=2), "config.json")
         return self.parent_run_id
@@ -111,6 +114,11 @@ class Tracker:
                            if _is_number(v))
         for start in range(0, len(metrics), 900):
             self.client.log_batch(run_id, metrics=metrics[start:start + 900])
+        for section in ("hardware", "versions"):
+            if section in result:
+                self.client.set_tag(run_id, f"lsmia.{section}", json.dumps(result[section]))
+        if "finished_at" in result:
+            self.client.set_tag(run_id, "lsmia.finished_at", result["finished_at"])
         for key, value in flatten(result.get("info", {}), "info.").items():
             self.client.set_tag(run_id, key, str(value)[:5000])
         if outcome.artifact_dir is not None:
@@ -138,7 +146,8 @@ class Tracker:
 
 
 def _param_text(value: Any) -> str:
-    text = json.dumps(value) if isinstance(value, list | dict | bool) or value is None else str(value)
+    structured = isinstance(value, list | dict | bool) or value is None
+    text = json.dumps(value) if structured else str(value)
     return text[:6000]
 
 

@@ -64,9 +64,9 @@ def train_classifier(
     """Train ``model`` (already wrapped by the defense) for ``epochs`` passes over ``batches()``."""
     history = TrainingHistory()
     layers = defense.feature_layers(model)
-    model.train()
     with capture_features(model, layers) as features:
         for epoch in range(epochs):
+            model.train()  # on_epoch may have evaluated the model (eval mode) after last epoch
             total_loss, correct, seen = 0.0, 0, 0
             for inputs, targets in batches():
                 inputs, targets = inputs.to(ctx.device), targets.to(ctx.device)

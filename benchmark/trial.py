@@ -59,8 +59,8 @@ def execute_job(
                 "info": result.info,
                 "elapsed_s": elapsed,
                 "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "hardware": {"device": str(ctx.device), "host": platform.node(),
-                             "torch_threads": torch.get_num_threads()},
+                "hardware": hardware(ctx.device),
+                "versions": package_versions(),
             }
             write_json_atomic(out / RESULT_FILE, record)
     except Exception as exc:
@@ -68,6 +68,28 @@ def execute_job(
         raise
     store.clear_failure(job.key)
     return store.load_result(job.key), False
+
+
+def hardware(device: torch.device) -> dict[str, Any]:
+    info: dict[str, Any] = {"device": str(device), "host": platform.node(),
+                            "cpu": platform.processor() or platform.machine(),
+                            "torch_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that decide a result, for the provenance record."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in ("lsmia-bench", "torch", "torchvision", "numpy", "scikit-learn", "ray", "mlflow"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
 
 
 def _describe(exc: BaseException) -> str:

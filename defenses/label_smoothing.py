@@ -81,7 +81,7 @@ class LabelSmoothing(Defense):
     def _ramp_in_order(self) -> LabelSmoothing:
         if self.ramp_end < self.ramp_start:
             raise ValueError(
-                f"ramp_end ({self.ramp_end}) must not be smaller than ramp_start ({self.ramp_start})"
+                f"ramp_end ({self.ramp_end}) must not be below ramp_start ({self.ramp_start})"
             )
         return self
 

@@ -30,3 +30,20 @@ def expected_calibration_error(probs: torch.Tensor, targets: torch.Tensor, bins:
             weight = in_bin.double().mean()
             ece += weight * (correct[in_bin].mean() - confidence[in_bin].mean()).abs()
     return ece.item()
+
+
+def class_separation(features: torch.Tensor, labels: torch.Tensor) -> float:
+    """Silhouette score mean_i (b_i - a_i) / max(a_i, b_i) of the features grouped by label.
+
+    a_i: mean Euclidean distance of sample i to the others of its class, b_i: the smallest
+    mean distance to another class. In [-1, 1]; higher = classes more clearly separated.
+    NaN when there are fewer than two classes or no class has two samples.
+    """
+    from sklearn.metrics import silhouette_score
+
+    labels_np = labels.cpu().numpy()
+    n_classes = len(set(labels_np.tolist()))
+    if n_classes < 2 or n_classes >= len(labels_np):
+        return float("nan")
+    return float(silhouette_score(features.detach().cpu().double().numpy(), labels_np,
+                                  metric="euclidean"))

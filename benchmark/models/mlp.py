@@ -9,7 +9,9 @@ from torch import nn
 class ToyMLP(nn.Module):
     """Linear(2,h) -> BN -> ReLU -> Linear(h,h) -> BN -> ReLU -> Linear(h,C, no bias).
 
-    The architecture of the paper's toy notebook (h = 20, C = 3).
+    The architecture of the paper's toy notebook (h = 20, C = 3). Like every classifier in
+    lsmia-bench it exposes ``embed`` (penultimate features), ``head`` (the last linear layer),
+    ``feature_dim`` and ``hidden_layers``.
     """
 
     def __init__(self, in_features: int = 2, hidden: int = 20, num_classes: int = 3) -> None:
@@ -20,6 +22,8 @@ class ToyMLP(nn.Module):
         )
         self.head = nn.Linear(hidden, num_classes, bias=False)
         self.feature_dim = hidden
+        #: Outputs of the hidden blocks (after each ReLU), for defenses such as BiDO.
+        self.hidden_layers = ["body.2", "body.5"]
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features."""

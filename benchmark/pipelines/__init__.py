@@ -10,7 +10,8 @@ from benchmark.registry import Registry
 PIPELINES: Registry[type[Pipeline]] = Registry(
     "pipeline",
     base=Pipeline,
-    builtins={"toy": "benchmark.pipelines.toy:ToyPipeline"},
+    builtins={"toy": "benchmark.pipelines.toy:ToyPipeline",
+              "image": "benchmark.pipelines.image:ImagePipeline"},
 )
 
 __all__ = ["PIPELINES", "Pipeline", "Report"]

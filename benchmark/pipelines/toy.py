@@ -214,7 +214,9 @@ def attack_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
     })
 
 
-def draw_toy_figure(config: ToyConfig, jobs: list[Job], outcomes: dict, out_dir: Path) -> list[Path]:
+def draw_toy_figure(
+    config: ToyConfig, jobs: list[Job], outcomes: dict, out_dir: Path
+) -> list[Path]:
     """Decision regions, training points and the attack trajectory, one panel per target."""
     import matplotlib
 

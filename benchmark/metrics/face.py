@@ -1,0 +1,71 @@
+"""delta_face: the delta metric in FaceNet space (facenet-pytorch InceptionResnetV1, VGGFace2).
+
+The weights are never downloaded: they come from an explicit path or from the torch hub cache
+(``torch.hub.get_dir()/checkpoints/20180402-114759-vggface2.pt``, where facenet-pytorch puts
+them). Without them :func:`delta_face` returns None and the caller records the metric as
+missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.metrics.features import find_weights
+from benchmark.metrics.privacy import delta
+
+log = logging.getLogger("lsmia_bench")
+
+FACENET_WEIGHTS = "20180402-114759-vggface2.pt"
+FACENET_SIZE = 160
+
+
+def find_facenet_weights(path: str | Path | None = None,
+                         field: str = "metrics.facenet_weights") -> Path | None:
+    """The explicit file (UserError if it does not exist) or the hub cache file, else None."""
+    return find_weights(path, FACENET_WEIGHTS, field)
+
+
+def load_facenet(weights: Path, device: torch.device | str = "cpu") -> nn.Module:
+    """InceptionResnetV1 (512-d embeddings) with VGGFace2 weights loaded from ``weights``."""
+    from facenet_pytorch import InceptionResnetV1
+
+    model = InceptionResnetV1(pretrained=None, classify=False)
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    state = {k: v for k, v in state.items() if not k.startswith("logits.")}
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+@torch.no_grad()
+def facenet_features(model: nn.Module, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Embeddings of images in [0, 1]: 160 px, grey -> RGB, (255 x - 127.5) / 128 (facenet's
+    ``fixed_image_standardization``); (N, 512) on CPU."""
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size].to(device).float()
+        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+        x = F.interpolate(x, size=(FACENET_SIZE, FACENET_SIZE), mode="bilinear",
+                          align_corners=False)
+        out.append(model((x * 255 - 127.5) / 128).cpu())
+    return torch.cat(out)
+
+
+def delta_face(reconstructions: torch.Tensor, labels: torch.Tensor, private_images: torch.Tensor,
+               private_labels: torch.Tensor, weights: str | Path | None = None,
+               device: torch.device | str = "cpu") -> float | None:
+    """delta in FaceNet space: mean_i min_{j: y_j = y_i} ||F(x_i) - F(p_j)||^2; None without
+    weights (the metric is then missing, never estimated some other way)."""
+    path = find_facenet_weights(weights)
+    if path is None:
+        log.info("delta_face: FaceNet weights not found (%s); metric missing",
+                 Path(torch.hub.get_dir()) / "checkpoints" / FACENET_WEIGHTS)
+        return None
+    model = load_facenet(path, device)
+    return delta(facenet_features(model, reconstructions), labels,
+                 facenet_features(model, private_images), private_labels)

@@ -1,0 +1,177 @@
+"""Task functions of the ``image`` pipeline (plain Python: no Ray, no MLflow).
+
+:func:`train_image_classifier` trains one classifier on the PRIVATE training split with one
+defense (the evaluation model is the same task with ``none`` and its own architecture) and
+stores everything needed to rebuild it; :func:`load_image_classifier` rebuilds it from its
+cache folder.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from benchmark.context import TaskContext, TaskResult, seed_everything
+from benchmark.data.augment import augment_images, shuffled_batches
+from benchmark.data.images import ImageSplits, load_image_splits
+from benchmark.embedding import embedding_table, save_embedding_figure
+from benchmark.metrics.utility import accuracy, class_separation, expected_calibration_error
+from benchmark.models import build_classifier
+from benchmark.training import TrainingHistory, predict, train_classifier
+from defenses import DEFENSES, Defense
+
+MODEL_FILE = "model.pt"
+MODEL_SPEC_FILE = "model.json"
+ECE_BINS = 15
+
+
+def make_optimizer(model: nn.Module, training: dict[str, Any]) -> torch.optim.Optimizer:
+    """Adam or SGD (with momentum) over all parameters, as the suite's ``training`` says."""
+    if training["optimizer"] == "adam":
+        return torch.optim.Adam(model.parameters(), lr=training["lr"],
+                                weight_decay=training["weight_decay"])
+    return torch.optim.SGD(model.parameters(), lr=training["lr"],
+                           momentum=training["momentum"], weight_decay=training["weight_decay"])
+
+
+def milestone_epochs(fractions: list[float], epochs: int) -> list[int]:
+    """Scheduler milestones given as fractions of training -> epoch numbers (at least 1)."""
+    return sorted({max(1, round(f * epochs)) for f in fractions})
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, training: dict[str, Any]
+                   ) -> torch.optim.lr_scheduler.MultiStepLR | None:
+    """MultiStepLR: lr *= gamma at each milestone (None when there are no milestones)."""
+    scheduler = training["scheduler"]
+    if not scheduler["milestones"]:
+        return None
+    return torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestone_epochs(scheduler["milestones"], training["epochs"]),
+        gamma=scheduler["gamma"])
+
+
+def build_defense(spec: dict[str, Any]) -> Defense:
+    return DEFENSES.get(spec["name"])(**spec["params"])
+
+
+def build_model(model_spec: dict[str, Any], defense: Defense | None = None) -> nn.Module:
+    """The architecture of ``model_spec`` (as in ``model.json``), wrapped by the defense."""
+    model = build_classifier(model_spec["name"], model_spec["params"],
+                             model_spec["in_channels"], model_spec["image_size"],
+                             model_spec["num_classes"])
+    return defense.wrap_model(model) if defense is not None else model
+
+
+def _model_spec(spec: dict[str, Any], splits: ImageSplits) -> dict[str, Any]:
+    channels, height, _ = splits.image_shape
+    return {"name": spec["model"]["name"], "params": spec["model"]["params"],
+            "in_channels": channels, "image_size": height, "num_classes": splits.num_classes,
+            "defense": spec["defense"], "data": spec["data"],
+            "private_classes": splits.private_classes}
+
+
+def train_image_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
+                           ctx: TaskContext) -> TaskResult:
+    """Train on the private training split; save ``model.pt`` + ``model.json``; measure test
+    accuracy, ECE, class separation and draw the embedding figure."""
+    seed = int(spec["seed"])
+    seed_everything(seed)
+    splits = load_image_splits(spec["data"])
+    defense = build_defense(spec["defense"])
+    model_spec = _model_spec(spec, splits)
+    torch.manual_seed(seed)  # the same initial weights for every defense with this seed
+    model = build_model(model_spec, defense).to(ctx.device)
+    training = spec["training"]
+    optimizer = make_optimizer(model, training)
+    generator = torch.Generator().manual_seed(seed)
+    augmentation = training["augmentation"]
+
+    def transform(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return augment_images(images, gen, **augmentation)
+
+    batches = shuffled_batches(splits.private_train, splits.private_train_labels,
+                               training["batch_size"], generator,
+                               transform if any(augmentation.values()) else None)
+    test_curve: list[float] = []
+    alpha_curve: list[float] = []
+    alpha_at = getattr(defense, "alpha_at", None)
+
+    def on_epoch(epoch: int, history: TrainingHistory) -> None:
+        test_curve.append(accuracy(predict(model, splits.private_test),
+                                   splits.private_test_labels))
+        if callable(alpha_at):
+            alpha_curve.append(float(alpha_at(epoch / training["epochs"])))
+
+    started = time.perf_counter()
+    history = train_classifier(model, defense, batches, optimizer, training["epochs"],
+                               num_classes=splits.num_classes, ctx=ctx,
+                               scheduler=make_scheduler(optimizer, training), on_epoch=on_epoch)
+    fit_time = time.perf_counter() - started
+    torch.save(model.state_dict(), out / MODEL_FILE)
+    (out / MODEL_SPEC_FILE).write_text(json.dumps(model_spec, indent=2))
+
+    metrics = evaluate_classifier(model, splits)
+    table = embedding_table(_features(model, splits.private_test),
+                            splits.private_test_labels.numpy(), splits.private_classes, seed)
+    table.to_csv(out / "embedding.csv", index=False)
+    title = (f"{spec['model']['name']} {defense.label()} seed={seed}: "
+             f"silhouette {metrics['class_separation']:.3f}")
+    save_embedding_figure(table, title, out / "embedding.png")
+    series = history.as_series() | {"test_accuracy_by_epoch": test_curve}
+    if alpha_curve:
+        series["ls_alpha"] = alpha_curve
+    return TaskResult(
+        metrics=metrics | {"fit_time_s": fit_time, "epochs": float(training["epochs"]),
+                           "final_train_loss": history.train_loss[-1]},
+        series=series,
+        info={"class_separation": "silhouette score (Euclidean) of penultimate features of "
+                                  "the private test split",
+              "ece_bins": ECE_BINS, "num_classes": splits.num_classes,
+              "train_images": len(splits.private_train),
+              "test_images": len(splits.private_test)},
+    )
+
+
+@torch.no_grad()
+def _features(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    model.eval()
+    device = next(model.parameters()).device
+    return torch.cat([model.embed(images[i:i + batch_size].to(device)).cpu()
+                      for i in range(0, len(images), batch_size)])
+
+
+def evaluate_classifier(model: nn.Module, splits: ImageSplits) -> dict[str, float]:
+    """Test accuracy, train accuracy, ECE (15 bins) and class separation on private data."""
+    logits = predict(model, splits.private_test)
+    labels = splits.private_test_labels
+    return {
+        "test_accuracy": accuracy(logits, labels),
+        "train_accuracy": accuracy(predict(model, splits.private_train),
+                                   splits.private_train_labels),
+        "ece": expected_calibration_error(logits.softmax(1), labels, bins=ECE_BINS),
+        "class_separation": class_separation(_features(model, splits.private_test), labels),
+    }
+
+
+def load_image_classifier(folder: Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a trained target (or evaluation model) from its cache folder, in eval mode.
+
+    The architecture and defense come from ``model.json``; ``model_spec["data"]`` (the suite's
+    data section) rebuilds the splits it was trained on via
+    :func:`benchmark.data.images.load_image_splits`.
+    """
+    folder = Path(folder)
+    model_spec = read_model_spec(folder)
+    model = build_model(model_spec, build_defense(model_spec["defense"]))
+    state = torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+def read_model_spec(folder: Path) -> dict[str, Any]:
+    return json.loads((Path(folder) / MODEL_SPEC_FILE).read_text())

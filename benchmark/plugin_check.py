@@ -1,0 +1,172 @@
+"""Config-time checks that a component (built-in or plug-in) keeps its interface.
+
+A broken plug-in should fail before any trial starts, with one message that names it and the
+problem (exit status 2), not minutes later inside a Ray worker. :func:`check_defense` runs a
+defense once on a tiny probe classifier and batch: wrap the model, capture the requested
+features, compute the loss, back-propagate. It is used by ``build_components`` (every ``run``)
+and by ``lsmia-bench submit``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from benchmark.errors import UserError
+
+#: The methods of the defense interface (see :mod:`defenses.base`).
+DEFENSE_METHODS = ("wrap_model", "feature_layers", "loss")
+
+
+class ProbeClassifier(nn.Module):
+    """A tiny classifier with the lsmia-bench contract: flatten -> 2 hidden blocks -> head.
+
+    It accepts inputs of any shape (images included) and is used only for the checks.
+    """
+
+    def __init__(self, in_features: int = 16, hidden: int = 8, num_classes: int = 4) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(),
+            nn.Linear(hidden, hidden), nn.ReLU(),
+        )
+        self.head = nn.Linear(hidden, num_classes)
+        self.feature_dim = hidden
+        self.hidden_layers = ["body.2", "body.4"]
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+
+def probe_batch(num_classes: int = 4, batch_size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Small grey images (B, 1, 4, 4) in [0, 1] and labels covering every class."""
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.rand(batch_size, 1, 4, 4, generator=generator)
+    targets = torch.arange(batch_size) % num_classes
+    return inputs, targets
+
+
+def check_component(component: Any, field: str, name: str) -> None:
+    """Run the checks that apply to ``component`` (defenses; attacks have none yet)."""
+    from defenses.base import Defense
+
+    if isinstance(component, Defense):
+        check_defense(component, field, name)
+
+
+def check_defense(
+    defense: Any,
+    field: str,
+    name: str,
+    model: nn.Module | None = None,
+    batch: tuple[torch.Tensor, torch.Tensor] | None = None,
+    num_classes: int = 4,
+) -> None:
+    """Raise a UserError naming ``name`` unless ``defense`` keeps the defense interface.
+
+    Checks: the interface methods are callable and none is shadowed by a misspelt one;
+    ``wrap_model`` returns a module whose ``forward`` gives (B, C) logits in train and eval
+    mode; ``feature_layers`` names existing submodules; ``loss`` returns a finite scalar tensor
+    that depends on the model's parameters and back-propagates. A suite may pass its own
+    ``model`` and ``batch`` (with ``num_classes``); by default a :class:`ProbeClassifier` and
+    :func:`probe_batch` are used. The global random state is left untouched.
+    """
+    _check_methods(type(defense), field, name)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        if model is None:
+            model, num_classes = ProbeClassifier(), 4
+        inputs, targets = batch if batch is not None else probe_batch(num_classes)
+        _run_once(defense, model, inputs, targets, num_classes, field, name)
+
+
+def _fail(field: str, name: str, problem: str, fix: str) -> UserError:
+    return UserError(field, name, fix, problem=f"defense {name!r}: {problem}")
+
+
+def _check_methods(cls: type, field: str, name: str) -> None:
+    for method in DEFENSE_METHODS:
+        if not callable(getattr(cls, method, None)):
+            raise _fail(field, name, f"{method} is not a method",
+                        f"Define def {method}(self, ...) as in defenses/base.py.")
+    own = [attr for attr, value in vars(cls).items()
+           if callable(value) and not attr.startswith("_") and attr not in DEFENSE_METHODS]
+    for attr in own:
+        close = difflib.get_close_matches(attr, DEFENSE_METHODS, n=1, cutoff=0.75)
+        if close and close[0] not in vars(cls):
+            raise _fail(field, name, f"defines {attr!r} but not {close[0]!r}, so the base "
+                        f"class's {close[0]} would be used", f"Rename {attr!r} to {close[0]!r}.")
+
+
+def _run_once(defense: Any, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+              num_classes: int, field: str, name: str) -> None:
+    from benchmark.training import capture_features
+    from defenses.base import LossInputs
+
+    step = "wrap_model()"
+    try:
+        wrapped = defense.wrap_model(model)
+        if not isinstance(wrapped, nn.Module):
+            raise _fail(field, name, f"wrap_model() returned {type(wrapped).__name__}",
+                        "Return a torch.nn.Module (the model itself if nothing changes).")
+        step = "feature_layers()"
+        layers = defense.feature_layers(wrapped)
+        if not isinstance(layers, list | tuple) or not all(isinstance(n, str) for n in layers):
+            raise _fail(field, name, f"feature_layers() returned {layers!r}",
+                        "Return a list of submodule names (model.named_modules()).")
+        known = dict(wrapped.named_modules())
+        missing = [n for n in layers if n not in known]
+        if missing:
+            raise _fail(field, name, f"feature_layers() names unknown submodules {missing}",
+                        f"Use names from model.named_modules(), e.g. {list(known)[1:6]}.")
+        wrapped.train()
+        with capture_features(wrapped, list(layers)) as features:
+            step = "the wrapped model's forward()"
+            logits = wrapped(inputs)
+            _check_logits(logits, len(targets), num_classes, field, name, "train")
+            step = "loss()"
+            loss = defense.loss(LossInputs(
+                logits=logits, targets=targets, inputs=inputs, num_classes=num_classes,
+                progress=0.0, model=wrapped, features=dict(features)))
+        _check_loss(loss, field, name)
+        step = "loss.backward()"
+        loss.backward()
+        wrapped.eval()
+        step = "the wrapped model's forward() in eval mode"
+        with torch.no_grad():
+            _check_logits(wrapped(inputs), len(targets), num_classes, field, name, "eval")
+    except UserError:
+        raise
+    except Exception as exc:  # a plug-in may fail in any way
+        raise _fail(field, name, f"{step} raised {type(exc).__name__}: {exc}",
+                    "Fix the plug-in; it was run once on a tiny probe model and batch.") from None
+
+
+def _check_logits(logits: Any, batch_size: int, num_classes: int, field: str, name: str,
+                  mode: str) -> None:
+    if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (batch_size, num_classes):
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise _fail(field, name, f"the wrapped model returned {shape} in {mode} mode, not "
+                    f"logits of shape {(batch_size, num_classes)}",
+                    "forward(x) of the wrapped model must return logits (B, C).")
+
+
+def _check_loss(loss: Any, field: str, name: str) -> None:
+    if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+        what = (f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor)
+                else f"a {type(loss).__name__}")
+        raise _fail(field, name, f"loss() returned {what}, not a scalar tensor",
+                    "Return a 0-dim torch.Tensor, e.g. the batch mean of a per-sample loss.")
+    if not math.isfinite(loss.item()):
+        raise _fail(field, name, f"loss() is {loss.item()} on a probe batch",
+                    "Make the loss finite (check logs of zero, divisions, large exponents).")
+    if not loss.requires_grad:
+        raise _fail(field, name, "loss() does not depend on the model's parameters",
+                    "Compute the loss from batch.logits or batch.features without detaching.")
