@@ -125,7 +125,12 @@ def test_killed_run_resumes_without_retraining(tmp_path, ray_cluster, run_cli):
             time.sleep(0.5)
         else:
             pytest.fail("targets did not finish in time")
-        time.sleep(1)  # let the attack trials start
+        # A second run on the same results folder meanwhile is refused, and changes nothing.
+        logged_before = json.loads(next(state_dir.glob("*.json")).read_text())["logged"]
+        second = run_cli("run", "--suite", "toy", "--results", results, *slow)
+        assert second.code == 2 and "another lsmia-bench run" in second.err
+        assert len(list(state_dir.glob("*.json"))) == 1
+        assert json.loads(next(state_dir.glob("*.json")).read_text())["logged"] == logged_before
         assert proc.poll() is None, "the run ended before it could be killed"
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
