@@ -79,6 +79,9 @@ def run(
     max_concurrent: Annotated[int | None, typer.Option("--max-concurrent", min=1,
                                                        help="At most this many trials at once."
                                                        )] = None,
+    data_home: Annotated[Path | None, typer.Option("--data-home", help="scikit-learn data "
+                                                   "home holding the Olivetti faces (sets "
+                                                   "data.data_home).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Train targets under each defense, attack them, record everything, print the table."""
@@ -89,6 +92,8 @@ def run(
     started = time.perf_counter()
     raw, source = read_suite_file(suite, config)
     raw = apply_overrides(raw, set_ or [])
+    if data_home is not None and isinstance(raw.get("data", {}), dict):
+        raw.setdefault("data", {})["data_home"] = str(data_home.expanduser().resolve())
     schema = _schema_for(raw, source)
     suite_config = validate_suite(raw, source, schema)
     pipeline_for(suite_config).check(suite_config)
@@ -138,7 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point: user errors exit 2 with one line, no traceback."""
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns typer.Exit's code instead of raising it.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            return code
     except UserError as exc:
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_USER_ERROR

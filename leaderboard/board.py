@@ -1,0 +1,320 @@
+"""From trial records to leaderboard entries: a pure function, no I/O.
+
+An *entry* is one target setting (defense x strength x architecture x the rest of the target's
+configuration); its seeds are aggregated (mean ± std, n). Attack results join through the
+attack trial's ``lsmia.needs.target`` tag. Columns come from the metrics recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from leaderboard.columns import (
+    RANKING_PRIVACY_METRICS,
+    UTILITY_METRIC,
+    MetricInfo,
+    metric_info,
+    ordered_metrics,
+)
+from leaderboard.ranking import Point, leakage, rank_order
+from leaderboard.records import InvocationRecord, Snapshot, TrialRecord
+
+#: Where an architecture may be recorded, first match wins (labels, then spec keys).
+ARCHITECTURE_KEYS = ("architecture", "model.architecture", "model.name", "model.arch", "model",
+                     "target.architecture", "target.model", "arch")
+
+
+@dataclass
+class Stat:
+    mean: float
+    std: float | None
+    n: int
+
+
+@dataclass
+class AttackResult:
+    attack: str
+    trials: list[TrialRecord]
+    stats: dict[str, Stat] = field(default_factory=dict)
+    status: str = "missing"
+
+
+@dataclass
+class Entry:
+    id: str
+    suite: str
+    defense: str
+    label: str
+    strength: float | None
+    architecture: str
+    setting: dict[str, str]
+    targets: list[TrialRecord]
+    target_stats: dict[str, Stat] = field(default_factory=dict)
+    attacks: dict[str, AttackResult] = field(default_factory=dict)
+    status: str = "finished"
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    variant: str = ""
+    baseline_id: str | None = None
+    utility_drop: float | None = None
+    leakage: float | None = None
+    privacy: float | None = None
+    rank: int | None = None
+    pareto_rank: int | None = None
+    rank_note: str = ""
+
+    @property
+    def seeds(self) -> int:
+        return sum(t.ok for t in self.targets)
+
+    @property
+    def on_front(self) -> bool:
+        return self.pareto_rank == 1
+
+    @property
+    def utility(self) -> float | None:
+        stat = self.target_stats.get(UTILITY_METRIC)
+        return stat.mean if stat else None
+
+    def trials(self) -> list[TrialRecord]:
+        found = list(self.targets)
+        for result in self.attacks.values():
+            found.extend(result.trials)
+        return found
+
+
+@dataclass
+class SuiteBoard:
+    name: str
+    description: str
+    entries: list[Entry]
+    target_metrics: list[MetricInfo]
+    attacks: list[str]
+    attack_metrics: dict[str, list[MetricInfo]]
+    ranking_metric: MetricInfo | None
+    invocations: list[InvocationRecord]
+    prerequisites: list[TrialRecord]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def latest_invocation(self) -> InvocationRecord | None:
+        return max(self.invocations, key=lambda i: i.started_ms, default=None)
+
+
+@dataclass
+class Board:
+    suites: list[SuiteBoard]
+    submissions: list[dict[str, Any]]
+    runs_read: int
+
+    def entry_count(self) -> int:
+        return sum(len(s.entries) for s in self.suites)
+
+
+def make_board(snapshot: Snapshot) -> Board:
+    suites = sorted({t.suite for t in snapshot.trials} | {i.suite for i in snapshot.invocations})
+    boards = [make_suite(name, [t for t in snapshot.trials if t.suite == name],
+                         [i for i in snapshot.invocations if i.suite == name])
+              for name in suites]
+    return Board(boards, snapshot.submissions, snapshot.runs_read)
+
+
+def make_suite(name: str, trials: list[TrialRecord],
+               invocations: list[InvocationRecord]) -> SuiteBoard:
+    targets = [t for t in trials if t.stage == "targets"]
+    attacks_by_target: dict[str, list[TrialRecord]] = {}
+    for trial in trials:
+        if trial.stage == "attacks" and "target" in trial.needs:
+            attacks_by_target.setdefault(trial.needs["target"], []).append(trial)
+    groups: dict[str, list[TrialRecord]] = {}
+    for target in targets:
+        groups.setdefault(entry_id(name, setting_of(target)), []).append(target)
+    entries = [_entry(eid, name, members, attacks_by_target) for eid, members in groups.items()]
+    attack_names = sorted({a for e in entries for a in e.attacks})
+    for entry in entries:
+        for attack in attack_names:
+            entry.attacks.setdefault(attack, AttackResult(attack, []))
+        entry.attacks = dict(sorted(entry.attacks.items()))
+        entry.status = _status(entry)
+    _mark_variants(entries)
+    _utility_drops(entries)
+    target_keys = {k for e in entries for t in e.targets if t.ok for k in t.metrics}
+    attack_metrics = {
+        a: [metric_info(k, "attacks") for k in ordered_metrics(
+            {k for e in entries for t in e.attacks[a].trials if t.ok for k in t.metrics},
+            "attacks")]
+        for a in attack_names}
+    ranking = _ranking_metric(attack_metrics)
+    notes = _rank(entries, ranking, attack_names)
+    latest = max(invocations, key=lambda i: i.started_ms, default=None)
+    return SuiteBoard(
+        name=name, description=latest.description if latest else "", entries=entries,
+        target_metrics=[metric_info(k, "targets") for k in ordered_metrics(target_keys,
+                                                                           "targets")],
+        attacks=attack_names, attack_metrics=attack_metrics, ranking_metric=ranking,
+        invocations=sorted(invocations, key=lambda i: i.started_ms),
+        prerequisites=[t for t in trials if t.stage == "prerequisites"], notes=notes)
+
+
+def setting_of(target: TrialRecord) -> dict[str, str]:
+    """The target's configuration without its seed: what seeds of one entry share."""
+    seed = target.labels.get("seed")
+    return {k: v for k, v in sorted(target.spec.items())
+            if not (k == "seed" or (k.endswith(".seed") and v == seed))}
+
+
+def entry_id(suite: str, setting: dict[str, str]) -> str:
+    text = json.dumps([suite, setting], sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def architecture_of(target: TrialRecord) -> str:
+    for key in ARCHITECTURE_KEYS:
+        value = target.labels.get(key) or target.spec.get(key)
+        if value and not value.startswith(("{", "[")):
+            return value
+    return ""
+
+
+def aggregate(values: list[float]) -> Stat:
+    """Mean, sample standard deviation (None for one value) and count."""
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return Stat(statistics.fmean(values), std, len(values))
+
+
+def aggregate_metrics(trials: list[TrialRecord]) -> dict[str, Stat]:
+    keys = sorted({k for t in trials if t.ok for k in t.metrics})
+    return {k: aggregate([t.metrics[k] for t in trials if t.ok and k in t.metrics])
+            for k in keys}
+
+
+def _entry(eid: str, suite: str, targets: list[TrialRecord],
+           attacks_by_target: dict[str, list[TrialRecord]]) -> Entry:
+    targets = sorted(targets, key=lambda t: (_seed_order(t.seed), t.started_ms))
+    first = targets[0]
+    entry = Entry(
+        id=eid, suite=suite, defense=first.labels.get("defense", first.spec.get("defense.name",
+                                                                                 "")),
+        label=first.labels.get("defense_label") or first.labels.get("defense") or first.name,
+        strength=_number(first.labels.get("strength")), architecture=architecture_of(first),
+        setting=setting_of(first), targets=targets, target_stats=aggregate_metrics(targets))
+    per_attack: dict[str, list[TrialRecord]] = {}
+    for target in targets:
+        by_name: dict[str, TrialRecord] = {}
+        for trial in attacks_by_target.get(target.job_key, []):
+            name = trial.labels.get("attack") or trial.spec.get("attack.name") or trial.name
+            current = by_name.get(name)
+            # Several settings of one attack on one target: the latest success speaks for it.
+            if current is None or (trial.ok, trial.started_ms) > (current.ok, current.started_ms):
+                by_name[name] = trial
+        for name, trial in by_name.items():
+            per_attack.setdefault(name, []).append(trial)
+    for name, trials in per_attack.items():
+        ok = sum(t.ok for t in trials)
+        status = "finished" if ok == len(targets) else "failed" if ok == 0 else "partial"
+        entry.attacks[name] = AttackResult(name, trials, aggregate_metrics(trials), status)
+    entry.errors = [(t.name or t.job_key, t.error or t.status) for t in entry.trials()
+                    if not t.ok]
+    return entry
+
+
+def _status(entry: Entry) -> str:
+    if entry.seeds == 0:
+        return "failed"
+    if all(t.ok for t in entry.targets) and all(r.status == "finished"
+                                                for r in entry.attacks.values()):
+        return "finished"
+    return "partial"
+
+
+def _mark_variants(entries: list[Entry]) -> None:
+    """Entries that share a label but differ in other settings name their differences."""
+    by_label: dict[tuple[str, str], list[Entry]] = {}
+    for entry in entries:
+        by_label.setdefault((entry.label, entry.architecture), []).append(entry)
+    for group in by_label.values():
+        if len(group) < 2:
+            continue
+        keys = sorted({k for e in group for k in e.setting})
+        differing = [k for k in keys if len({e.setting.get(k) for e in group}) > 1]
+        for entry in group:
+            parts = [f"{k}={entry.setting.get(k, '—')}" for k in differing[:3]]
+            entry.variant = ", ".join(parts) + (" …" if len(differing) > 3 else "")
+
+
+def _baseline_key(entry: Entry) -> str:
+    rest = {k: v for k, v in entry.setting.items() if not k.startswith("defense")}
+    return json.dumps(rest, sort_keys=True)
+
+
+def _utility_drops(entries: list[Entry]) -> None:
+    """Baseline: `none` with the same other settings, else the same defense at strength 0."""
+    groups: dict[str, list[Entry]] = {}
+    for entry in entries:
+        groups.setdefault(_baseline_key(entry), []).append(entry)
+    for group in groups.values():
+        for entry in group:
+            base = next((e for e in group if e.defense == "none" and e.utility is not None),
+                        None)
+            base = base or next((e for e in group if e.defense == entry.defense
+                                 and e.strength == 0 and e.utility is not None), None)
+            if base is not None and entry.utility is not None:
+                entry.baseline_id = base.id
+                entry.utility_drop = base.utility - entry.utility  # type: ignore[operator]
+
+
+def _ranking_metric(attack_metrics: dict[str, list[MetricInfo]]) -> MetricInfo | None:
+    recorded = {m.key: m for metrics in attack_metrics.values() for m in metrics}
+    for key in RANKING_PRIVACY_METRICS:
+        if key in recorded:
+            return recorded[key]
+    return None
+
+
+def _rank(entries: list[Entry], metric: MetricInfo | None, attacks: list[str]) -> list[str]:
+    """Set rank, Pareto front and privacy value; sort ``entries`` in ranking order."""
+    notes = []
+    if metric is None:
+        notes.append("No attack metric that the ranking can use is recorded for this suite "
+                     "yet, so entries are not ranked and there is no trade-off plot.")
+    points = []
+    for entry in entries:
+        scored = [entry.attacks[a].stats[metric.key].mean for a in attacks
+                  if metric and metric.key in entry.attacks[a].stats]
+        if metric is None:
+            entry.rank_note = "no privacy metric recorded"
+        elif entry.utility is None:
+            entry.rank_note = "no test accuracy recorded"
+        elif len(scored) < len(attacks):
+            missing = [a for a in attacks if metric.key not in entry.attacks[a].stats]
+            entry.rank_note = f"no {metric.title} for attack(s) {', '.join(missing)}"
+        else:
+            leaks = [leakage(v, metric.better) for v in scored]
+            entry.leakage = max(leaks)
+            entry.privacy = scored[leaks.index(entry.leakage)]
+            points.append(Point(entry.id, entry.utility, entry.leakage, entry.label))
+    by_id = {e.id: e for e in entries}
+    for position, (point, front) in enumerate(rank_order(points), start=1):
+        by_id[point.key].rank = position
+        by_id[point.key].pareto_rank = front
+    entries.sort(key=lambda e: (e.rank is None, e.rank or 0, e.status == "failed", e.label,
+                                e.variant, e.id))
+    return notes
+
+
+def _seed_order(seed: str) -> tuple[int, float | str]:
+    number = _number(seed)
+    return (0, number) if number is not None else (1, seed)
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value == value else None

@@ -1,0 +1,76 @@
+"""The ranking rule: data-driven, documented here and shown on the site from this text.
+
+Each entry is a point (utility, leakage): utility = mean test accuracy over seeds (higher is
+better); leakage = the worst value, over the suite's attacks, of the suite's ranking privacy
+metric (the first of ``columns.RANKING_PRIVACY_METRICS`` that the suite records: attack Acc@1
+when it exists). Worst means the most leakage, because a defense is only as strong as it is
+against the strongest attack that was run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+RANKING_RULE = [
+    "Utility is the mean test accuracy over seeds; privacy is the suite's ranking metric (attack "
+    "Acc@1 when recorded, otherwise the first available of Acc@5, ξ, δ eval, δ face, FID, "
+    "distance), taken at its worst over the attacks that were run.",
+    "1. Pareto rank: entries that no other entry beats in both utility and privacy form front "
+    "1; remove them and the next non-dominated entries form front 2, and so on.",
+    "2. Within a front, less leakage (better privacy metric) ranks first: the trade-off "
+    "decides at comparable utility.",
+    "3. Then higher utility, then the defense label alphabetically (a stable order).",
+    "Entries without test accuracy, or without the ranking metric for every attack of the "
+    "suite (failed or not yet attacked), are listed after the ranked ones without a rank.",
+    "Everything is computed from the recorded runs at build time; no number is edited by "
+    "hand.",
+]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One entry in the trade-off plane; ``leakage`` is oriented so that lower is better."""
+
+    key: str
+    utility: float
+    leakage: float
+    label: str = ""
+
+
+def dominates(a: Point, b: Point) -> bool:
+    """a dominates b: at least as good in both, strictly better in one."""
+    return (a.utility >= b.utility and a.leakage <= b.leakage
+            and (a.utility > b.utility or a.leakage < b.leakage))
+
+
+def pareto_ranks(points: Sequence[Point]) -> dict[str, int]:
+    """Non-dominated sorting: key -> front number (1 = the Pareto front)."""
+    remaining = list(points)
+    ranks: dict[str, int] = {}
+    front = 1
+    while remaining:
+        layer = [p for p in remaining if not any(dominates(q, p) for q in remaining)]
+        for p in layer:
+            ranks[p.key] = front
+        remaining = [p for p in remaining if p.key not in ranks]
+        front += 1
+    return ranks
+
+
+def rank_order(points: Sequence[Point]) -> list[tuple[Point, int]]:
+    """Points in ranking order with their Pareto front number (rule above, steps 1-3)."""
+    fronts = pareto_ranks(points)
+    ordered = sorted(points, key=lambda p: (fronts[p.key], p.leakage, -p.utility, p.label, p.key))
+    return [(p, fronts[p.key]) for p in ordered]
+
+
+def leakage(value: float, better: str | None) -> float:
+    """Orient a privacy metric so that lower means less leakage."""
+    return -value if better == "higher" else value
+
+
+def front_line(points: Sequence[Point]) -> list[Point]:
+    """The Pareto front sorted by leakage, for drawing its line."""
+    fronts = pareto_ranks(points)
+    return sorted((p for p in points if fronts[p.key] == 1), key=lambda p: (p.leakage, p.utility))
