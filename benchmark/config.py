@@ -189,9 +189,13 @@ def validate_suite(raw: dict[str, Any], source: str, schema: type[SuiteConfig]) 
 
 
 def build_components(
-    specs: list[ComponentSpec], registry: Registry, section: str
+    specs: list[ComponentSpec], registry: Registry, section: str, probe: Any = None
 ) -> list[Component]:
-    """Instantiate every setting of every spec, so bad names and values fail before any trial."""
+    """Instantiate every setting of every spec, so bad names and values fail before any trial.
+
+    Each defense is also run once on a tiny model (``probe``: the pipeline's own, see
+    :func:`benchmark.plugin_check.check_component`), so a broken plug-in fails here.
+    """
     from benchmark.plugin_check import check_component
 
     built = []
@@ -209,5 +213,5 @@ def build_components(
             except TypeError:
                 built.append(build_component(cls, values, f"{section}[{index}].params"))
             # A plug-in that breaks its interface fails here, before any trial starts.
-            check_component(built[-1], f"{section}[{index}].name", spec.name)
+            check_component(built[-1], f"{section}[{index}].name", spec.name, probe)
     return built

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -53,12 +54,27 @@ def probe_batch(num_classes: int = 4, batch_size: int = 8) -> tuple[torch.Tensor
     return inputs, targets
 
 
-def check_component(component: Any, field: str, name: str) -> None:
-    """Run the checks that apply to ``component`` (defenses; attacks have none yet)."""
+#: A suite's own probe: a fresh tiny classifier of its architecture, inputs, labels, classes.
+Probe = Callable[[], tuple[nn.Module, torch.Tensor, torch.Tensor, int]]
+
+
+def check_component(component: Any, field: str, name: str, probe: Probe | None = None) -> None:
+    """Run the checks that apply to ``component`` (defenses; attacks have none yet).
+
+    ``probe`` lets a pipeline check against its own architecture, so that hyper-parameters
+    naming its layers (e.g. BiDO's ``layers``) are checked against the real names.
+    """
     from defenses.base import Defense
 
-    if isinstance(component, Defense):
+    if not isinstance(component, Defense):
+        return
+    if probe is None:
         check_defense(component, field, name)
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model, inputs, targets, num_classes = probe()
+    check_defense(component, field, name, model, (inputs, targets), num_classes)
 
 
 def check_defense(
@@ -88,7 +104,7 @@ def check_defense(
 
 
 def _fail(field: str, name: str, problem: str, fix: str) -> UserError:
-    return UserError(field, name, fix, problem=f"defense {name!r}: {problem}")
+    return UserError(field, name, fix, problem=f"broken defense: {problem}")
 
 
 def _check_methods(cls: type, field: str, name: str) -> None:

@@ -2,10 +2,11 @@
 
 Outside defenses plug in through the entry-point group ``lsmia_bench.defenses`` or a
 ``path/to/file.py:ClassName`` reference; both are looked up exactly like the built-ins.
+The interface is documented in :mod:`defenses.base`.
 """
 
 from benchmark.registry import Registry
-from defenses.base import Defense, LossInputs
+from defenses.base import Classifier, Defense, LossInputs
 
 DEFENSES: Registry[type[Defense]] = Registry(
     "defense",
@@ -13,8 +14,10 @@ DEFENSES: Registry[type[Defense]] = Registry(
     builtins={
         "none": "defenses.none:NoDefense",
         "label_smoothing": "defenses.label_smoothing:LabelSmoothing",
+        "mid": "defenses.mid:MID",
+        "bido": "defenses.bido:BiDO",
     },
     entry_point_group="lsmia_bench.defenses",
 )
 
-__all__ = ["DEFENSES", "Defense", "LossInputs"]
+__all__ = ["DEFENSES", "Classifier", "Defense", "LossInputs"]

@@ -1,21 +1,58 @@
-"""The public defense interface.
+"""The public defense interface: what a built-in or outside defense implements.
 
-A defense is a :class:`benchmark.component.Component`: its pydantic fields are its
-hyper-parameters (defaults and allowed ranges included), its class variables its metadata.
-It may change the training loss (:meth:`Defense.loss`) and may wrap or change the model
-(:meth:`Defense.wrap_model`). The training loop is shared by every defense in a suite, so
-the optimiser, schedule, epochs and augmentation are the same for all of them.
+A defense is a :class:`benchmark.component.Component`, i.e. a frozen pydantic model:
+
+- **Hyper-parameters** are its fields, with defaults and allowed ranges, e.g.
+  ``beta: float = Field(0.003, ge=0, description="...")``. A value out of range in a config
+  is refused before any trial starts (exit status 2, naming the field and what is allowed).
+- **Metadata** are class variables: ``name`` (registry name), ``paper`` and ``paper_url``,
+  ``summary`` (one line for ``lsmia-bench list`` and the leaderboard) and ``strength`` (the
+  hyper-parameter whose sweep traces the defense's utility/privacy trade-off).
+- **Loss**: :meth:`Defense.loss` gets a :class:`LossInputs` (logits, labels, inputs, number of
+  classes, training progress, the model, and the outputs of the submodules named by
+  :meth:`Defense.feature_layers`) and returns a finite scalar tensor. Default: cross-entropy.
+- **Model**: :meth:`Defense.wrap_model` may wrap or change the classifier (for example a
+  bottleneck before the head). It must return a module that keeps the :class:`Classifier`
+  contract, because attacks and metrics use the same model.
+
+The training loop, optimiser, schedule, epochs and augmentation are the suite's and are the
+same for every defense; a defense changes only what these three methods change.
+
+Built-in defenses are registered by name in :data:`defenses.DEFENSES`. Outside defenses plug in
+through the entry-point group ``lsmia_bench.defenses`` or a ``path/to/file.py:ClassName``
+reference in a config's ``defenses`` list; both are looked up and checked like the built-ins
+(see :func:`benchmark.plugin_check.check_defense`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from benchmark.component import Component
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """The contract of every classifier in lsmia-bench (targets, wrapped targets, probes).
+
+    ``forward(x)`` returns logits ``(B, C)``; ``embed(x)`` the penultimate features
+    ``(B, feature_dim)``; ``head`` is the final ``nn.Linear`` (``logits = head(embed(x))`` for
+    deterministic models); ``hidden_layers`` names the submodules (``named_modules()``) whose
+    outputs are the hidden blocks, first to last, for defenses such as BiDO.
+    """
+
+    head: nn.Linear
+    feature_dim: int
+    hidden_layers: list[str]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
 @dataclass
@@ -32,19 +69,43 @@ class LossInputs:
     progress: float
     """Fraction of training done, in [0, 1): epoch / epochs (or iteration / iterations)."""
     model: nn.Module | None = None
+    """The model being trained (after :meth:`Defense.wrap_model`), in train mode."""
     features: dict[str, torch.Tensor] = field(default_factory=dict)
-    """Named intermediate activations requested through :meth:`Defense.feature_layers`."""
+    """Named intermediate activations requested through :meth:`Defense.feature_layers`,
+    captured during the forward pass that produced ``logits`` (gradients flow through them)."""
+
+    def feature(self, name: str) -> torch.Tensor:
+        """The captured output of submodule ``name``; a clear error if it was not captured."""
+        if name not in self.features:
+            raise KeyError(f"feature {name!r} was not captured; feature_layers() must name it "
+                           f"(captured: {sorted(self.features)})")
+        value = self.features[name]
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"feature {name!r} is a {type(value).__name__}, not a tensor; "
+                            f"name a submodule that returns a tensor")
+        return value
 
 
 class Defense(Component):
-    """Base class: no change to the model, cross-entropy loss."""
+    """Base class: no change to the model, cross-entropy loss.
+
+    Override any of the three methods; each built-in defense in this folder is an example.
+    """
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
-        """Return the model to train (for example with a bottleneck). Default: unchanged."""
+        """Return the model to train (for example with a bottleneck). Default: unchanged.
+
+        Called once on a freshly built classifier, before the optimiser is made, both when
+        training and when a trained target is loaded again for an attack, so it must build the
+        same structure every time. The result must keep the :class:`Classifier` contract.
+        """
         return model
 
     def feature_layers(self, model: nn.Module) -> list[str]:
-        """Names of submodules (``model.named_modules()``) whose outputs :meth:`loss` needs."""
+        """Names of submodules (``model.named_modules()``) whose outputs :meth:`loss` needs.
+
+        ``model`` is the wrapped model. The outputs arrive in ``LossInputs.features``.
+        """
         return []
 
     def loss(self, batch: LossInputs) -> torch.Tensor:

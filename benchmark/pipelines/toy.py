@@ -59,7 +59,7 @@ class ToyPipeline(Pipeline):
     schema = ToyConfig
 
     def check(self, config: ToyConfig) -> None:
-        build_components(config.defenses, DEFENSES, "defenses")
+        build_components(config.defenses, DEFENSES, "defenses", probe=lambda: _probe(config))
         build_components(config.attacks, ATTACKS, "attacks")
         if config.target_class >= len(config.data.centers):
             from benchmark.errors import UserError
@@ -134,6 +134,14 @@ class ToyPipeline(Pipeline):
         if not table.empty:
             files = draw_toy_figure(config, jobs, outcomes, out_dir)
         return Report(table=table, files=files)
+
+
+def _probe(config: ToyConfig) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, int]:
+    """A fresh toy MLP and a few points, to run each defense once before any trial."""
+    classes = len(config.data.centers)
+    x, y = toy_blobs(4 * classes, config.data.centers, config.data.cluster_std,
+                     random_state=config.data.random_state)
+    return ToyMLP(2, config.training.hidden, classes), x, y, classes
 
 
 def _seed_spec(spec: dict[str, Any]) -> int:
