@@ -8,6 +8,10 @@ ATTACKS: Registry[type[Attack]] = Registry(
     base=Attack,
     builtins={
         "toy_sgd": "attacks.toy_sgd:ToySGD",
+        "ppa": "attacks.ppa:PPA",
+        "gmi": "attacks.gmi:GMI",
+        "kedmi": "attacks.kedmi:KEDMI",
+        "mi_face": "attacks.mi_face:MIFace",
     },
     entry_point_group="lsmia_bench.attacks",
 )

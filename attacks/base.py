@@ -1,4 +1,15 @@
-"""The attack interface: target + classes (+ generator prior) -> reconstructions + trace."""
+"""The attack interface: target + classes (+ generator prior) -> reconstructions + trace.
+
+Contract for every attack:
+
+- ``target`` is a classifier in eval mode that maps images in [0, 1] of shape (N, C, H, W)
+  (its input space; any normalisation lives inside the model) to logits (N, num_classes).
+- ``prior`` is an :class:`attacks.priors.base.GeneratorPrior` (any ``nn.Module`` mapping
+  latents to images, adapted to the target's input size and channels) for attacks with
+  ``needs_prior``; ``None`` otherwise.
+- The result holds the final reconstructions in the target's input space (values in [0, 1]),
+  the class of each, and the optimisation trace of one run.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +30,9 @@ class AttackOutput:
     labels: torch.Tensor
     """Shape (N,): the class each reconstruction was made for."""
     trace: dict[str, Any] = field(default_factory=dict)
-    """Optimisation trace: ``gradients`` (T, ...) of one run, ``loss`` per step, and so on."""
+    """Optimisation trace of one run: ``gradients`` (T, S, ...) gradients of the optimised
+    variable (latent or input) for S tracked samples at each of T steps, ``loss`` (T,) mean
+    total loss per step, and attack-specific curves."""
 
 
 class Attack(Component):
@@ -27,8 +40,32 @@ class Attack(Component):
 
     #: Whether the attack needs a generator prior trained on public data.
     needs_prior: ClassVar[bool] = False
+    #: Which built-in prior the pipeline trains for it (a key of ``attacks.priors.PRIOR_KINDS``).
+    prior_kind: ClassVar[str | None] = None
+    #: How many samples of the first run have their gradients recorded in ``trace["gradients"]``.
+    trace_samples: ClassVar[int] = 4
 
     def run(
         self, target: nn.Module, classes: Sequence[int], prior: nn.Module | None = None
     ) -> AttackOutput:
         raise NotImplementedError
+
+    def require_prior(self, prior: nn.Module | None) -> Any:
+        """The prior as a GeneratorPrior; a bare ``nn.Module`` latent -> image is refused
+        with a message saying how to wrap it."""
+        from attacks.priors.base import GeneratorPrior
+
+        if isinstance(prior, GeneratorPrior):
+            return prior
+        raise TypeError(
+            f"attack {self.name!r} needs a generator prior: wrap your generator as "
+            "attacks.priors.base.GeneratorPrior(generator, latent_shape=..., image_size=..., "
+            f"channels=...), got {type(prior).__name__}"
+        )
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a model's first parameter or buffer (CPU for a model without any)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")

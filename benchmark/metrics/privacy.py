@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -50,8 +51,8 @@ def frechet_distance(features_a: torch.Tensor | np.ndarray,
                      features_b: torch.Tensor | np.ndarray, eps: float = 1e-6) -> float:
     """FD = ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of Gaussians fitted to the sets.
 
-    Same numerics as pytorch-fid's ``calculate_frechet_distance``: when the matrix square root
-    is singular, eps * I is added to both covariances; a negligible imaginary part is dropped.
+    Numerics as pytorch-fid's ``calculate_frechet_distance``: when the product of the
+    covariances is singular, eps * I is added to both; a negligible imaginary part is dropped.
     """
     a, b = _as_array(features_a), _as_array(features_b)
     if len(a) < 2 or len(b) < 2:
@@ -59,10 +60,14 @@ def frechet_distance(features_a: torch.Tensor | np.ndarray,
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
     cov_a = np.atleast_2d(np.cov(a, rowvar=False))
     cov_b = np.atleast_2d(np.cov(b, rowvar=False))
-    covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
-    if not np.isfinite(covmean).all():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(cov_a @ cov_b)
+    if caught or not np.isfinite(covmean).all():  # singular product: regularise
         offset = np.eye(cov_a.shape[0]) * eps
-        covmean = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", linalg.LinAlgWarning)
+            covmean = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
             raise ValueError(f"imaginary component {np.abs(covmean.imag).max()} in sqrtm")
@@ -82,8 +87,8 @@ def prdc(real_features: torch.Tensor | np.ndarray, fake_features: torch.Tensor |
     from prdc import compute_prdc
 
     real, fake = _as_array(real_features), _as_array(fake_features)
-    if min(len(real), len(fake)) <= k:
-        raise ValueError(f"PRDC with k={k} needs more than {k} samples in each set, "
+    if min(len(real), len(fake)) < k + 2:
+        raise ValueError(f"PRDC with k={k} needs at least {k + 2} samples in each set, "
                          f"got {len(real)} real and {len(fake)} fake")
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints the set sizes
         values = compute_prdc(real_features=real, fake_features=fake, nearest_k=k)
