@@ -1,0 +1,75 @@
+"""Shared helpers of the benchmark scripts: machine facts and JSON output."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    from benchmark.trial import package_versions
+
+    return {"cpus": os.cpu_count(), "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "load_average_1min": os.getloadavg()[0], "versions": package_versions(),
+            "date": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def write_result(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **data}, indent=2, default=str))
+    print(json.dumps(data, indent=2, default=str))
+    print(f"written to {path}")
+    return path
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def interleaved_best(
+    a: Callable[[], Any], b: Callable[[], Any], repeats: int
+) -> tuple[float, float]:
+    """Best-of-``repeats`` times of ``a`` and ``b``, run alternately so both see the same load."""
+    times_a, times_b = [], []
+    for _ in range(repeats):
+        times_a.append(timed(a))
+        times_b.append(timed(b))
+    return min(times_a), min(times_b)
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        tree.setdefault(int(fields[1]), []).append(int(entry.name))
+    return tree
+
+
+def tree_rss_bytes(root: int) -> int:
+    """Resident memory of ``root`` and all its descendants (Linux /proc), in bytes."""
+    tree, total, todo = _children(), 0, [root]
+    page = os.sysconf("SC_PAGE_SIZE")
+    while todo:
+        pid = todo.pop()
+        with contextlib.suppress(OSError):
+            total += int((Path("/proc") / str(pid) / "statm").read_text().split()[1]) * page
+        todo.extend(tree.get(pid, []))
+    return total
