@@ -11,7 +11,6 @@ import hashlib
 import json
 import statistics
 from dataclasses import dataclass, field
-from typing import Any
 
 from leaderboard.columns import (
     RANKING_PRIVACY_METRICS,
@@ -21,7 +20,8 @@ from leaderboard.columns import (
     ordered_metrics,
 )
 from leaderboard.ranking import Point, leakage, rank_order
-from leaderboard.records import InvocationRecord, Snapshot, TrialRecord
+from leaderboard.records import InvocationRecord, Snapshot, TrialRecord, latest_per_job
+from leaderboard.submissions import Submission, merge_trials, parse_all, submission_for
 
 #: Where an architecture may be recorded, first match wins (labels, then spec keys).
 ARCHITECTURE_KEYS = ("architecture", "model.architecture", "model.name", "model.arch", "model",
@@ -65,6 +65,8 @@ class Entry:
     rank: int | None = None
     pareto_rank: int | None = None
     rank_note: str = ""
+    #: The ``lsmia-bench submit`` record that submitted this entry (current or replaced).
+    submission: Submission | None = None
 
     @property
     def seeds(self) -> int:
@@ -107,7 +109,7 @@ class SuiteBoard:
 @dataclass
 class Board:
     suites: list[SuiteBoard]
-    submissions: list[dict[str, Any]]
+    submissions: list[Submission]
     runs_read: int
 
     def entry_count(self) -> int:
@@ -115,15 +117,18 @@ class Board:
 
 
 def make_board(snapshot: Snapshot) -> Board:
-    suites = sorted({t.suite for t in snapshot.trials} | {i.suite for i in snapshot.invocations})
-    boards = [make_suite(name, [t for t in snapshot.trials if t.suite == name],
-                         [i for i in snapshot.invocations if i.suite == name])
+    submissions = parse_all(snapshot.submissions, snapshot.submission_history)
+    trials, invocations = merge_trials(snapshot.trials, snapshot.invocations, submissions)
+    trials = latest_per_job(trials)
+    suites = sorted({t.suite for t in trials} | {i.suite for i in invocations})
+    boards = [make_suite(name, [t for t in trials if t.suite == name],
+                         [i for i in invocations if i.suite == name], submissions)
               for name in suites]
-    return Board(boards, snapshot.submissions, snapshot.runs_read)
+    return Board(boards, submissions, snapshot.runs_read)
 
 
-def make_suite(name: str, trials: list[TrialRecord],
-               invocations: list[InvocationRecord]) -> SuiteBoard:
+def make_suite(name: str, trials: list[TrialRecord], invocations: list[InvocationRecord],
+               submissions: list[Submission] | None = None) -> SuiteBoard:
     targets = [t for t in trials if t.stage == "targets"]
     attacks_by_target: dict[str, list[TrialRecord]] = {}
     for trial in trials:
@@ -133,6 +138,11 @@ def make_suite(name: str, trials: list[TrialRecord],
     for target in targets:
         groups.setdefault(entry_id(name, setting_of(target)), []).append(target)
     entries = [_entry(eid, name, members, attacks_by_target) for eid, members in groups.items()]
+    for entry in entries:
+        entry.submission = submission_for(name, {t.job_key for t in entry.targets},
+                                          submissions or [])
+        if entry.submission is not None:
+            entry.label = entry.submission.entry_label(entry.label)
     attack_names = sorted({a for e in entries for a in e.attacks})
     for entry in entries:
         for attack in attack_names:
@@ -284,7 +294,10 @@ def _rank(entries: list[Entry], metric: MetricInfo | None, attacks: list[str]) -
     for entry in entries:
         scored = [entry.attacks[a].stats[metric.key].mean for a in attacks
                   if metric and metric.key in entry.attacks[a].stats]
-        if metric is None:
+        if entry.submission is not None and not entry.submission.current:
+            entry.rank_note = (f"replaced by a later version of submission "
+                               f"{entry.submission.name}")
+        elif metric is None:
             entry.rank_note = "no privacy metric recorded"
         elif entry.utility is None:
             entry.rank_note = "no test accuracy recorded"

@@ -30,6 +30,7 @@ from leaderboard.board import Board, make_board
 from leaderboard.columns import FIXED_COLUMNS, format_value
 from leaderboard.ranking import RANKING_RULE
 from leaderboard.records import fetch_artifact, read_snapshot
+from leaderboard.submissions import submission_views
 from leaderboard.views import curves as curve_charts
 from leaderboard.views import (
     entry_figures,
@@ -84,7 +85,8 @@ def render_site(board: Board, components: dict[str, dict[str, str]] | None = Non
             root="", page="index", rule=RANKING_RULE, fixed=FIXED_COLUMNS,
             entries=board.entry_count(), **common),
         "submit.html": env.get_template("submit.html").render(
-            root="", page="submit", submissions=board.submissions, **common),
+            root="", page="submit", submissions=submission_views(views, board.submissions),
+            **common),
     }
     entry_template = env.get_template("entry.html")
     for view in views:

@@ -83,6 +83,8 @@ class Snapshot:
     submissions: list[dict[str, Any]] = field(default_factory=list)
     source: str = ""
     runs_read: int = 0
+    #: Earlier records that ``lsmia-bench submit --replace`` kept (``submissions/history/``).
+    submission_history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def latest_per_job(trials: list[TrialRecord]) -> list[TrialRecord]:
@@ -126,12 +128,33 @@ def read_snapshot(tracking_uri: str, results_dir: Path | None = None) -> Snapsho
             trial.images = _images(client, trial.run_id)
     for invocation in invocations:
         invocation.images = _images(client, invocation.run_id)
-    submissions = read_submissions(results_dir / "submissions") if results_dir else []
-    return Snapshot(kept, invocations, submissions, tracking_uri, runs_read)
+    folder = Path(results_dir) / "submissions" if results_dir else None
+    submissions = read_submissions(folder) if folder else []
+    history = read_submissions(folder / "history") if folder else []
+    return Snapshot(kept, invocations, submissions, tracking_uri, runs_read, history)
+
+
+def read_invocation(tracking_uri: str, parent_run_id: str
+                    ) -> tuple[InvocationRecord, list[TrialRecord]]:
+    """One invocation's parent run and its trials (with curves), as the board reads them."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    parent = client.get_run(parent_run_id)
+    suite = parent.data.tags.get("lsmia.suite", "")
+    runs = [r for r in _all_runs(client, parent.info.experiment_id,
+                                 f"tags.mlflow.parentRunId = '{parent_run_id}'")
+            if r.data.tags.get("lsmia.kind") == "trial"]
+    trials = [_trial(run, suite) for run in runs]
+    for trial in trials:
+        if trial.stage in ("targets", "attacks"):
+            trial.series = _series(client, trial)
+    return _invocation(parent, suite), trials
 
 
 def read_submissions(folder: Path) -> list[dict[str, Any]]:
-    """``<results>/submissions/*.json`` records (schema not fixed yet); absent folder -> []."""
+    """``<results>/submissions/*.json`` records as raw mappings (typed by
+    :mod:`leaderboard.submissions`); absent folder -> []."""
     if not folder.is_dir():
         return []
     found = []
@@ -158,11 +181,11 @@ def fetch_artifact(tracking_uri: str, run_id: str, path: str, dst: Path) -> Path
     return Path(client.download_artifacts(run_id, path, str(dst)))
 
 
-def _all_runs(client: Any, experiment_id: str) -> list[Any]:
+def _all_runs(client: Any, experiment_id: str, filter_string: str = "") -> list[Any]:
     runs, token = [], None
     while True:
-        page = client.search_runs([experiment_id], max_results=1000, page_token=token,
-                                  order_by=["attributes.start_time ASC"])
+        page = client.search_runs([experiment_id], filter_string, max_results=1000,
+                                  page_token=token, order_by=["attributes.start_time ASC"])
         runs.extend(page)
         token = page.token
         if not token:

@@ -50,6 +50,8 @@ class Cell:
     title: str = ""
     css: str = ""
     href: str = ""
+    badge: str = ""  # a short marker after the text, e.g. "submission"
+    badge_title: str = ""
 
 
 @dataclass
@@ -189,7 +191,10 @@ def _fixed_cell(entry: Entry, key: str) -> Cell:
                     css="front-star" if entry.on_front else "")
     if key == "defense":
         text = entry.label + (f" [{entry.variant}]" if entry.variant else "")
-        return Cell(text, text.lower(), href=entry_page(entry), title=entry.defense)
+        cell = Cell(text, text.lower(), href=entry_page(entry), title=entry.defense)
+        if entry.submission is not None:
+            cell.badge, cell.badge_title = submission_badge(entry)
+        return cell
     if key == "strength":
         return Cell("" if entry.strength is None else f"{entry.strength:g}", entry.strength)
     if key == "architecture":
@@ -224,6 +229,9 @@ def _record(suite: SuiteBoard, entry: Entry) -> dict[str, Any]:
         for key, stat in result.stats.items():
             record[f"{attack}/{key}"] = stat.mean
             record[f"{attack}/{key}_std"] = stat.std
+    record["submission"] = entry.submission.name if entry.submission else ""
+    record["submission_status"] = ("" if entry.submission is None else
+                                   "current" if entry.submission.current else "replaced")
     record["errors"] = "; ".join(f"{name}: {error}" for name, error in entry.errors)
     record["entry_id"] = entry.id
     record["page"] = entry_page(entry)
@@ -347,3 +355,15 @@ def provenance(entry: Entry, suite: SuiteBoard) -> dict[str, Any]:
         "seeds": [t.seed for t in entry.targets],
         "dates": (dates[0], dates[-1]) if dates else None,
     }
+
+
+def submission_badge(entry: Entry) -> tuple[str, str]:
+    """Badge text and tooltip of an entry submitted with ``lsmia-bench submit``."""
+    submission = entry.submission
+    assert submission is not None
+    who = ", ".join(submission.authors)
+    if not submission.current:
+        return "replaced", f"An earlier version of submission {submission.name} by {who}."
+    note = "" if submission.standard else " Run with non-standard settings: " + ", ".join(
+        submission.overrides) + "."
+    return "submission", f"Submitted as {submission.name} by {who}.{note}"
