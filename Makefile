@@ -3,7 +3,7 @@
 #   make test   set up .venv and the test tools (first time) and run the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SUITE ?= toy
+SUITE ?= digits
 PYTEST_ARGS ?=
 # The Olivetti faces cache for offline machines sits beside the checkout (never copied in).
 SCIKIT_LEARN_DATA ?= $(abspath ../shared/datasets/scikit_learn_data)

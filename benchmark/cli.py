@@ -111,6 +111,61 @@ def run(
         raise typer.Exit(1)
 
 
+@app.command()
+def submit(
+    defense: Annotated[str, typer.Argument(help="An installed entry-point name (group "
+                                           "lsmia_bench.defenses) or path/to/file.py:ClassName.",
+                                           show_default=False)],
+    meta: Annotated[Path, typer.Option("--meta", help="Metadata YAML: name, display_name, "
+                                       "authors, description, license, paper_url/code_url, "
+                                       "hyperparameters.", show_default=False)],
+    suite: Annotated[str, typer.Option("--suite", help="Suite to run it on (see `list`).",
+                                       show_default=False)],
+    replace: Annotated[bool, typer.Option("--replace", help="Replace a recorded submission of "
+                                          "the same name (the earlier record is kept in "
+                                          "submissions/history/).")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a suite setting: "
+                                                   "key.sub=value; the record marks the run as "
+                                                   "non-standard.")] = None,
+    results: ResultsOpt = Path("results"),
+    tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                                     help="MLflow tracking URI (default: SQLite "
+                                                     "file in the results folder).")] = None,
+    address: Annotated[str | None, typer.Option("--address", help="Join an existing Ray "
+                                                "cluster.")] = None,
+    max_concurrent: Annotated[int | None, typer.Option("--max-concurrent", min=1)] = None,
+    data_home: Annotated[Path | None, typer.Option("--data-home", help="scikit-learn data "
+                                                   "home (Olivetti faces).")] = None,
+    check_timeout: Annotated[float, typer.Option("--check-timeout", min=1, help="Seconds the "
+                                                 "plug-in may take to import and train one "
+                                                 "batch in the isolated check.")] = 120.0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Check a defense and its metadata, run the suite's standard attacks on it, record it."""
+    _setup_logging(verbose)
+    from benchmark.submission.submit import SubmitOptions
+    from benchmark.submission.submit import submit as run_submission
+
+    started = time.perf_counter()
+    summary = run_submission(SubmitOptions(
+        defense=defense, meta_file=meta, suite=suite, overrides=set_ or [], results_dir=results,
+        replace=replace, tracking_uri=tracking_uri, address=address,
+        max_concurrent=max_concurrent, data_home=data_home, check_timeout_s=check_timeout))
+    _print_table(summary.run.report.table, f"{summary.run.invocation.suite}: submission run")
+    elapsed = time.perf_counter() - started
+    if summary.failed:
+        err_console.print("Submission not recorded: these trials did not finish:\n  "
+                          + "\n  ".join(summary.failed), markup=False, highlight=False)
+        raise typer.Exit(1)
+    console.print(f"Recorded {summary.record_path} (wall time {elapsed:.1f} s).", markup=False,
+                  highlight=False, soft_wrap=True)
+    if summary.history_path:
+        console.print(f"The earlier record is kept as {summary.history_path}.", markup=False,
+                      highlight=False, soft_wrap=True)
+    console.print(f"Next: lsmia-bench leaderboard build --results {results}", markup=False,
+                  highlight=False, soft_wrap=True)
+
+
 def _schema_for(raw: dict, source: str) -> type:
     from benchmark.pipelines import PIPELINES
 

@@ -6,7 +6,30 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock
+
+
+class BasicBlock(nn.Module):
+    """conv3x3 -> BN -> ReLU -> conv3x3 -> BN, plus the (projected) input, -> ReLU.
+
+    torchvision's block is the same; importing torchvision costs seconds in every trial.
+    """
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
 
 
 class SmallResNet(nn.Module):
@@ -40,13 +63,7 @@ class SmallResNet(nn.Module):
             planes, stride = width * 2 ** index, 1 if index == 0 else 2
             layers = []
             for block in range(count):
-                step = stride if block == 0 else 1
-                downsample = None
-                if step != 1 or previous != planes:
-                    downsample = nn.Sequential(
-                        nn.Conv2d(previous, planes, 1, stride=step, bias=False),
-                        nn.BatchNorm2d(planes))
-                layers.append(BasicBlock(previous, planes, stride=step, downsample=downsample))
+                layers.append(BasicBlock(previous, planes, stride=stride if block == 0 else 1))
                 previous = planes
             stages.append(nn.Sequential(*layers))
         self.stages = nn.Sequential(*stages)

@@ -3,8 +3,11 @@
 Targets learn the PRIVATE classes of ``data`` (one trial per defense setting x seed, all with
 the same architecture and training settings); the attacker's prior may only see the PUBLIC
 classes; an evaluation model of another architecture, trained once on the same private data,
-judges attacks. Planning is split into :func:`plan_prerequisites`, :func:`plan_targets` and
-:func:`plan_attacks` so that later stages can be added without touching the others.
+judges attacks. Planning is split into :func:`plan_prerequisites` (the evaluation model and
+each target-independent generator prior, trained on the public split only), :func:`plan_targets`
+and :func:`plan_attacks` (one trial per target x attack setting, needing the target, the
+evaluation model and the prior). A prior that depends on the target (KED-MI's GAN) is trained
+inside its attack job and cached in that job's folder (see ``image_attack_tasks``).
 """
 
 from __future__ import annotations
@@ -16,13 +19,18 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from attacks import ATTACKS
-from benchmark.config import ComponentSpec, Strict, SuiteConfig, build_components
+from attacks.priors import PRIOR_KINDS
+from benchmark.config import Strict, SuiteConfig, build_components
 from benchmark.errors import UserError
 from benchmark.jobs import Job
 from benchmark.pipelines.base import Pipeline, Report
 from defenses import DEFENSES
 
 TRAIN_TASK = "benchmark.pipelines.image_tasks:train_image_classifier"
+PRIOR_TASK = "benchmark.pipelines.image_attack_tasks:train_image_prior"
+ATTACK_TASK = "benchmark.pipelines.image_attack_tasks:attack_image_target"
+#: Keyword arguments of a prior training function that the pipeline sets itself.
+PIPELINE_PRIOR_ARGS = {"images", "target", "target_input_shape", "seed", "device", "progress"}
 
 
 class ImageData(Strict):
@@ -83,12 +91,27 @@ class Evaluation(Architecture):
     seed: int = 0
 
 
+class Privacy(Strict):
+    """How attacks are judged (DESIGN.md §6). Defaults: the knowledge extraction student of the
+    Plug & Play Attacks code (SGD lr 0.1, batch 32, 75 epochs) and PRDC with k = 3."""
+
+    student_epochs: int = Field(75, ge=1)
+    student_batch_size: int = Field(32, ge=2)
+    student_lr: float = Field(0.1, gt=0)
+    prdc_k: int = Field(3, ge=1)
+
+
 class ImageConfig(SuiteConfig):
     pipeline: Literal["image"] = "image"
     data: ImageData
     target: Architecture
     training: ImageTraining
     evaluation: Evaluation
+    #: Keyword arguments of each generator prior's training function, by prior kind
+    #: (``attacks.priors.PRIOR_KINDS``); a kind not listed trains with its defaults.
+    priors: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    prior_seed: int = 0
+    privacy: Privacy = Field(default_factory=Privacy)
 
 
 def data_spec(config: ImageConfig) -> dict[str, Any]:
@@ -118,7 +141,28 @@ def plan_prerequisites(config: ImageConfig) -> dict[str, Job]:
         labels={"role": "evaluation", "architecture": evaluation.name,
                 "seed": evaluation.seed},
     )
-    return {"evaluation": job}
+    jobs = {"evaluation": job}
+    for kind in needed_prior_kinds(config):
+        if PRIOR_KINDS[kind].per_target:
+            continue  # trained inside each attack job (it needs the target)
+        jobs[f"prior:{kind}"] = Job(
+            stage="prerequisites", task=PRIOR_TASK, name=f"prior {kind} (public split)",
+            spec={"data": data_spec(config),
+                  "prior": {"kind": kind, "params": config.priors.get(kind, {})},
+                  "seed": config.prior_seed},
+            labels={"role": "prior", "prior": kind, "seed": config.prior_seed},
+        )
+    return jobs
+
+
+def needed_prior_kinds(config: ImageConfig) -> list[str]:
+    """The prior kinds the suite's attacks need, in order of first use."""
+    kinds: list[str] = []
+    for spec in config.attacks:
+        cls = ATTACKS.get(spec.name)
+        if cls.needs_prior and cls.prior_kind not in kinds:
+            kinds.append(cls.prior_kind)
+    return kinds
 
 
 def plan_targets(config: ImageConfig) -> list[Job]:
@@ -144,35 +188,112 @@ def plan_targets(config: ImageConfig) -> list[Job]:
     return jobs
 
 
+def attack_columns(config: ImageConfig) -> list[tuple[str, dict[str, Any], str]]:
+    """(attack name, params, report column prefix) per attack setting; the prefix is the
+    attack's name, numbered when one attack has several settings (``ppa_1``, ``ppa_2``)."""
+    settings = [(spec.name, params) for spec in config.attacks
+                for params, _ in spec.settings()]
+    names = [name for name, _ in settings]
+    out, seen = [], {}
+    for name, params in settings:
+        seen[name] = seen.get(name, 0) + 1
+        prefix = name if names.count(name) == 1 else f"{name}_{seen[name]}"
+        out.append((name, params, prefix))
+    return out
+
+
 def plan_attacks(config: ImageConfig, prerequisites: dict[str, Job],
                  targets: list[Job]) -> list[Job]:
-    """Attack trials (target x attack); none yet: check() refuses a non-empty ``attacks``."""
-    return []
+    """One attack trial per target x attack setting, judged by the evaluation model."""
+    jobs = []
+    for target in targets:
+        for name, params, prefix in attack_columns(config):
+            cls = ATTACKS.get(name)
+            attack = cls(**params)
+            needs = {"target": target.key, "evaluation": prerequisites["evaluation"].key}
+            spec: dict[str, Any] = {
+                "attack": {"name": name, "params": attack.model_dump(mode="json")},
+                "data": data_spec(config), "privacy": config.privacy.model_dump(),
+                "student": config.target.model_dump(),  # xi's student: the target architecture
+                "face_suite": config.data.source in FACE_SOURCES,
+                "target_label": f"{target.labels['defense_label']} seed={target.labels['seed']}",
+                "seed": target.labels["seed"],
+            }
+            if cls.needs_prior:
+                kind = cls.prior_kind
+                if PRIOR_KINDS[kind].per_target:
+                    spec["prior"] = {"kind": kind, "params": config.priors.get(kind, {})}
+                else:
+                    needs["prior"] = prerequisites[f"prior:{kind}"].key
+            jobs.append(Job(
+                stage="attacks", task=ATTACK_TASK,
+                name=f"attack {attack.label()} on {spec['target_label']}",
+                spec=spec, needs=needs,
+                labels=target.labels | {"role": "attack", "attack": name, "column": prefix},
+            ))
+    return jobs
+
+
+#: Data sources of faces (delta_face applies).
+FACE_SOURCES = {"olivetti"}
+
+
+def check_priors(config: ImageConfig) -> None:
+    """Every attack that needs a prior names a built-in kind; ``priors`` holds known kinds
+    with arguments their training function takes."""
+    import inspect
+
+    for index, spec in enumerate(config.attacks):
+        cls = ATTACKS.get(spec.name)
+        if cls.needs_prior and cls.prior_kind not in PRIOR_KINDS:
+            raise UserError(f"attacks[{index}].name", spec.name,
+                            f"Set the attack's prior_kind to one of {sorted(PRIOR_KINDS)}.",
+                            problem="the attack needs a prior the pipeline cannot train")
+    for kind, params in config.priors.items():
+        if kind not in PRIOR_KINDS:
+            raise UserError("priors", kind, f"Use one of {sorted(PRIOR_KINDS)}.",
+                            problem="unknown prior kind")
+        module, function = PRIOR_KINDS[kind].train.split(":")
+        train = getattr(__import__(module, fromlist=[function]), function)
+        allowed = set(inspect.signature(train).parameters) - PIPELINE_PRIOR_ARGS
+        for key in params:
+            if key not in allowed:
+                raise UserError(f"priors.{kind}.{key}", params[key],
+                                f"Use one of {sorted(allowed)}.",
+                                problem=f"unknown argument of the {kind} prior")
 
 
 class ImagePipeline(Pipeline):
     schema = ImageConfig
 
     def check(self, config: ImageConfig) -> None:
+        import torch
+
         from benchmark.data.images import load_image_splits
         from benchmark.models import build_classifier
 
-        build_components(config.defenses, DEFENSES, "defenses")
         if config.evaluation.name == config.target.name:
             raise UserError("evaluation.name", config.evaluation.name,
                             f"Pick an architecture other than target.name "
                             f"({config.target.name!r}) for the evaluation model.",
                             problem="the evaluation model must be another architecture")
-        if config.attacks:
-            build_components(config.attacks, ATTACKS, "attacks")
-            raise UserError("attacks", [a.name for a in config.attacks],
-                            "Leave attacks empty (attacks: []) for image suites for now.",
-                            problem="the image pipeline runs no attacks yet")
         splits = load_image_splits(data_spec(config))  # data present, classes valid
         channels, size, _ = splits.image_shape
         for field, arch in (("target", config.target), ("evaluation", config.evaluation)):
             build_classifier(arch.name, arch.params, channels, size, splits.num_classes,
                              field=field)
+
+        def probe() -> tuple[Any, Any, Any, int]:
+            """A fresh target and a few private training images, to run each defense once."""
+            model = build_classifier(config.target.name, config.target.params, channels, size,
+                                     splits.num_classes, field="target")
+            rows = torch.linspace(0, len(splits.private_train) - 1, 8).long()  # all classes
+            return (model, splits.private_train[rows], splits.private_train_labels[rows],
+                    splits.num_classes)
+
+        build_components(config.defenses, DEFENSES, "defenses", probe=probe)
+        build_components(config.attacks, ATTACKS, "attacks")
+        check_priors(config)
 
     def plan(self, config: ImageConfig) -> list[Job]:
         prerequisites = plan_prerequisites(config)
@@ -182,36 +303,59 @@ class ImagePipeline(Pipeline):
 
     def report(self, config: ImageConfig, jobs: list[Job], outcomes: dict,
                out_dir: Path) -> Report:
-        rows = [_row(job, outcomes.get(job.key)) for job in jobs if job.stage == "targets"]
-        rows += [_row(job, outcomes.get(job.key)) for job in jobs
+        """The utility-privacy table: one row per target (and the evaluation model), with
+        each attack's Acc@1, Acc@5, delta_eval, FID and xi as ``<attack>_<metric>``."""
+        prefixes = [prefix for _, _, prefix in attack_columns(config)]
+        attacks: dict[str, list[Job]] = {}
+        for job in jobs:
+            if job.stage == "attacks":
+                attacks.setdefault(job.needs["target"], []).append(job)
+        rows = [_row(job, outcomes, attacks.get(job.key, [])) for job in jobs
+                if job.stage == "targets"]
+        rows += [_row(job, outcomes, []) for job in jobs
                  if job.labels.get("role") == "evaluation"]
-        table = pd.DataFrame(rows, columns=REPORT_COLUMNS)
+        columns = [*TARGET_COLUMNS, *(f"{p}_{m}" for p in prefixes for m in ATTACK_COLUMNS),
+                   "status"]
+        table = pd.DataFrame(rows, columns=columns)
         files = draw_embeddings(jobs, outcomes, out_dir, config.name)
         return Report(table=table, files=files)
 
 
-REPORT_COLUMNS = ["defense", "strength", "seed", "architecture", "test_accuracy", "ece",
-                  "class_separation", "train_time_s", "status"]
+TARGET_COLUMNS = ["defense", "strength", "seed", "test_accuracy", "ece", "class_separation"]
+#: Report column suffix -> recorded attack metric.
+ATTACK_COLUMNS = {"acc1": "attack_acc1", "acc5": "attack_acc5", "delta_eval": "delta_eval",
+                  "fid": "fid", "xi": "xi"}
 
 
-def _row(job: Job, outcome: Any) -> dict[str, Any]:
+def _row(job: Job, outcomes: dict, attacks: list[Job]) -> dict[str, Any]:
     evaluation = job.labels.get("role") == "evaluation"
+    outcome = outcomes.get(job.key)
     row: dict[str, Any] = {
         "defense": "(evaluation model)" if evaluation else job.labels["defense_label"],
         "strength": None if evaluation else job.labels["strength"],
-        "seed": job.labels["seed"], "architecture": job.labels["architecture"],
-        "status": outcome.status if outcome else "missing",
+        "seed": job.labels["seed"],
     }
+    statuses = [outcome.status if outcome else "missing"]
     if outcome is not None and outcome.result:
         metrics = outcome.result["metrics"]
         for key in ("test_accuracy", "ece", "class_separation"):
             row[key] = metrics.get(key)
-        row["train_time_s"] = outcome.result.get("elapsed_s")
+    for attack in attacks:
+        result = outcomes.get(attack.key)
+        prefix = attack.labels["column"]
+        if result is None or not result.result:
+            statuses.append(f"{prefix}: {result.status if result else 'missing'}")
+            continue
+        if not result.ok:
+            statuses.append(f"{prefix}: {result.status}")
+        for suffix, metric in ATTACK_COLUMNS.items():
+            row[f"{prefix}_{suffix}"] = result.result["metrics"].get(metric)
+    row["status"] = "; ".join(statuses)
     return row
 
 
 def draw_embeddings(jobs: list[Job], outcomes: dict, out_dir: Path, suite: str) -> list[Path]:
-    """The PCA and t-SNE views of every finished target of the first seed, side by side."""
+    """The 2-D views (PCA) of every finished target of the first seed, side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -225,16 +369,20 @@ def draw_embeddings(jobs: list[Job], outcomes: dict, out_dir: Path, suite: str) 
         return []
     first_seed = done[0].labels["seed"]
     panels = [j for j in done if j.labels["seed"] == first_seed]
-    fig, axes = plt.subplots(len(PROJECTIONS), len(panels), squeeze=False,
-                             figsize=(3.2 * len(panels), 3.2 * len(PROJECTIONS)))
-    for column, job in enumerate(panels):
+    # One panel per target and projection, at most four panels to a row.
+    cells = [(job, method) for job in panels for method in PROJECTIONS]
+    columns = min(4, len(cells))
+    rows = -(-len(cells) // columns)
+    fig, axes = plt.subplots(rows, columns, squeeze=False, figsize=(3.2 * columns, 3.3 * rows))
+    for ax in axes.flat[len(cells):]:
+        ax.axis("off")
+    for ax, (job, method) in zip(axes.flat, cells, strict=False):
         outcome = outcomes[job.key]
         table = pd.read_csv(outcome.artifact_dir / "embedding.csv")
         separation = outcome.result["metrics"].get("class_separation", float("nan"))
-        for row, method in enumerate(PROJECTIONS):
-            draw_embedding(axes[row][column], table, method,
-                           f"{job.labels['defense_label']}\n{PROJECTION_TITLES[method]}, "
-                           f"silhouette {separation:.3f}")
+        draw_embedding(ax, table, method,
+                       f"{job.labels['defense_label']}\n{PROJECTION_TITLES[method]}, "
+                       f"silhouette {separation:.3f}")
     fig.suptitle(f"{suite}: penultimate features of the private test data (seed {first_seed})",
                  fontsize=10)
     fig.tight_layout()

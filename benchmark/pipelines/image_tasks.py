@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -116,8 +117,10 @@ def train_image_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: P
     (out / MODEL_SPEC_FILE).write_text(json.dumps(model_spec, indent=2))
 
     metrics = evaluate_classifier(model, splits)
-    table = embedding_table(_features(model, splits.private_test),
-                            splits.private_test_labels.numpy(), splits.private_classes, seed)
+    features = _features(model, splits.private_test).numpy()
+    labels = splits.private_test_labels.numpy()
+    np.savez_compressed(out / "features.npz", features=features, labels=labels)
+    table = embedding_table(features, labels, splits.private_classes, seed)
     table.to_csv(out / "embedding.csv", index=False)
     title = (f"{spec['model']['name']} {defense.label()} seed={seed}: "
              f"silhouette {metrics['class_separation']:.3f}")
@@ -146,12 +149,12 @@ def _features(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> 
 
 
 def evaluate_classifier(model: nn.Module, splits: ImageSplits) -> dict[str, float]:
-    """Test accuracy, train accuracy, ECE (15 bins) and class separation on private data."""
+    """Test accuracy, train accuracy (eval mode), ECE (15 bins), class separation (private)."""
     logits = predict(model, splits.private_test)
     labels = splits.private_test_labels
     return {
         "test_accuracy": accuracy(logits, labels),
-        "train_accuracy": accuracy(predict(model, splits.private_train),
+        "final_train_accuracy": accuracy(predict(model, splits.private_train),
                                    splits.private_train_labels),
         "ece": expected_calibration_error(logits.softmax(1), labels, bins=ECE_BINS),
         "class_separation": class_separation(_features(model, splits.private_test), labels),

@@ -1,0 +1,156 @@
+"""Attack-side task functions of the ``image`` pipeline (plain Python: no Ray, no MLflow).
+
+:func:`train_image_prior` trains a generator prior on the suite's PUBLIC split only (a
+prerequisite job, shared by every target). :func:`attack_image_target` attacks one target with
+one attack setting on all private classes and measures every privacy metric of DESIGN.md §6
+with the evaluation model. A prior that depends on the target (KED-MI's GAN learns the target's
+soft labels, ``PriorKind.per_target``) cannot be a prerequisite: the attack job trains it
+itself, on the public split, and keeps it in its own cache folder under ``prior/`` (with
+``prior_samples.png``), so it is cached with the attack by the attack's content hash.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from attacks import ATTACKS
+from attacks.grids import save_prior_samples, save_reconstruction_grid
+from attacks.priors import PRIOR_KINDS, TrainedPrior, load_trained_prior
+from benchmark.context import TaskContext, TaskResult, seed_everything
+from benchmark.data.images import ImageSplits, load_image_splits
+from benchmark.metrics.evaluate import PrivateData, evaluate_attack
+from benchmark.models import build_classifier
+from benchmark.pipelines.image_tasks import load_image_classifier
+
+#: Most points of a curve logged to MLflow (GAN loss curves have thousands of steps).
+MAX_CURVE_POINTS = 200
+
+
+def _strided(curves: dict[str, list[float]]) -> tuple[dict[str, list[float]], int]:
+    longest = max((len(v) for v in curves.values()), default=0)
+    stride = max(1, -(-longest // MAX_CURVE_POINTS))
+    return {k: [float(x) for x in v[::stride]] for k, v in curves.items() if v}, stride
+
+
+def train_prior(kind: str, params: dict[str, Any], splits: ImageSplits, seed: int,
+                ctx: TaskContext, target: torch.nn.Module | None = None) -> TrainedPrior:
+    """Train the prior ``kind`` on the public split (and the target, for per-target kinds)."""
+    module, function = PRIOR_KINDS[kind].train.split(":")
+    train = getattr(importlib.import_module(module), function)
+    extra: tuple[Any, ...] = ()
+    if PRIOR_KINDS[kind].per_target:
+        extra = (target, splits.image_shape)
+    return train(splits.public, *extra, **params, seed=seed, device=ctx.device,
+                 progress=ctx.progress)
+
+
+def _prior_result(trained: TrainedPrior, prefix: str = "") -> tuple[dict, dict]:
+    series, stride = _strided({f"{prefix}{k}": v for k, v in trained.history.items()})
+    metrics = {f"{prefix}final_{k}": v[-1] for k, v in trained.history.items() if v}
+    return metrics, {"series": series, "stride": stride}
+
+
+def train_image_prior(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
+                      ctx: TaskContext) -> TaskResult:
+    """Train a target-independent prior on the public split; save it and a sample grid."""
+    seed = int(spec["seed"])
+    seed_everything(seed)
+    splits = load_image_splits(spec["data"])
+    kind = spec["prior"]["kind"]
+    trained = train_prior(kind, spec["prior"]["params"], splits, seed, ctx)
+    trained.save(out)
+    save_prior_samples(trained.prior(), out / "prior_samples.png", seed=seed)
+    metrics, curves = _prior_result(trained)
+    return TaskResult(metrics=metrics, series=curves["series"],
+                      info={"kind": kind, "public_images": len(splits.public),
+                            "public_classes": splits.public_classes,
+                            "series_stride": curves["stride"]})
+
+
+def attack_image_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
+                        ctx: TaskContext) -> TaskResult:
+    """Attack the target on all private classes; evaluate with the evaluation model."""
+    seed = int(spec["seed"])
+    seed_everything(seed)
+    splits = load_image_splits(spec["data"])
+    shape = splits.image_shape
+    target = load_image_classifier(inputs["target"], ctx.device)
+    evaluation = load_image_classifier(inputs["evaluation"], ctx.device)
+    cls = ATTACKS.get(spec["attack"]["name"])
+    params = dict(spec["attack"]["params"])
+    if "input_shape" in cls.model_fields and params.get("input_shape") is None:
+        params["input_shape"] = shape  # mi_face optimises images of the target's input shape
+    attack = cls(**params)
+
+    metrics: dict[str, float] = {}
+    series: dict[str, list[float]] = {}
+    info: dict[str, Any] = {"classes": splits.num_classes}
+    prior = None
+    if attack.needs_prior:
+        kind = attack.prior_kind
+        if PRIOR_KINDS[kind].per_target:  # trained here: it needs this target's soft labels
+            started = time.perf_counter()
+            trained = train_prior(kind, spec["prior"]["params"], splits, seed, ctx, target)
+            trained.save(out / "prior")
+            save_prior_samples(trained.prior(), out / "prior" / "prior_samples.png", seed=seed)
+            prior_metrics, curves = _prior_result(trained, "prior_")
+            metrics |= prior_metrics | {"prior_train_time_s": time.perf_counter() - started}
+            series |= curves["series"]
+            info["prior"] = f"{kind}, trained in this job on the public split (per target)"
+        else:
+            trained = load_trained_prior(inputs["prior"], ctx.device)
+            info["prior"] = f"{kind}, prerequisite trained on the public split"
+        prior = trained.prior(shape[1:], shape[0])
+
+    started = time.perf_counter()
+    output = attack.run(target, list(range(splits.num_classes)), prior)
+    metrics["attack_time_s"] = time.perf_counter() - started
+
+    privacy = spec["privacy"]
+    student = spec["student"]
+
+    def make_student(num_classes: int) -> torch.nn.Module:
+        return build_classifier(student["name"], student["params"], shape[0], shape[1],
+                                num_classes)
+
+    values, evaluation_info = evaluate_attack(
+        output, evaluation,
+        PrivateData(splits.private_train, splits.private_train_labels,
+                    splits.private_test, splits.private_test_labels),
+        face_suite=spec["face_suite"], make_student=make_student,
+        student_options={"num_classes": splits.num_classes, "epochs": privacy["student_epochs"],
+                         "batch_size": privacy["student_batch_size"],
+                         "lr": privacy["student_lr"], "seed": seed},
+        prdc_k=privacy["prdc_k"], device=ctx.device)
+    # The leaderboard's name for the knowledge extraction score is ``xi``.
+    if "knowledge_extraction" in values:
+        values["xi"] = values.pop("knowledge_extraction")
+    missing = dict(evaluation_info.pop("missing"))
+    if "knowledge_extraction" in missing:
+        missing["xi"] = missing.pop("knowledge_extraction")
+    if not spec["face_suite"]:
+        missing["delta_face"] = "not a face suite (FaceNet features only mean something on faces)"
+    metrics |= {k: float(v) for k, v in values.items() if v is not None}
+    metrics["reconstructions"] = float(len(output.reconstructions))
+
+    curves = {k: [float(x) for x in v] for k, v in output.trace.items()
+              if isinstance(v, list) and v and isinstance(v[0], int | float)}
+    attack_curves, stride = _strided({f"attack_{k}": v for k, v in curves.items()})
+    series |= attack_curves
+    for key, value in output.trace.items():
+        if isinstance(value, int | float):
+            metrics[f"trace_{key}"] = float(value)
+    save_reconstruction_grid(
+        output.reconstructions, output.labels, splits.private_train,
+        splits.private_train_labels, out / "reconstructions.png",
+        title=f"{attack.label()} on {spec['target_label']}")
+    (out / "attack.json").write_text(json.dumps({"attack": attack.model_dump(mode="json")}))
+    return TaskResult(metrics=metrics, series=series,
+                      info=info | evaluation_info | {"missing": missing,
+                                                     "curve_stride": stride})
