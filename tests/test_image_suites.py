@@ -86,7 +86,8 @@ def test_olivetti_end_to_end(run_cli, ray_cluster, tmp_path, sklearn_data_home, 
     table = _check_suite(tmp_path, "olivetti", 3, {"null", "-0.05"})
     assert len(table) == 3
     _, children = _trial_runs(tmp_path, "olivetti")
-    assert {c.data.params["spec.data.data_home"] for c in children} == {str(sklearn_data_home)}
+    expected_home = str(sklearn_data_home.resolve())  # --data-home is recorded resolved
+    assert {c.data.params["spec.data.data_home"] for c in children} == {expected_home}
 
 
 def test_olivetti_without_data_exits_2_naming_the_option(run_cli, tmp_path, monkeypatch):

@@ -155,11 +155,11 @@ def test_knowledge_extraction_score_rewards_informative_samples():
 
 
 @pytest.fixture
-def empty_hub(tmp_path):
-    previous = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    yield tmp_path / "hub"
-    torch.hub.set_dir(previous)
+def empty_hub(tmp_path, monkeypatch):
+    # Patch the module's setting itself: torch.hub.set_dir(previous) would pin the hub folder
+    # for the rest of the session and hide later TORCH_HOME changes from other tests.
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    return tmp_path / "hub"
 
 
 def test_delta_face_is_missing_without_weights(empty_hub):
