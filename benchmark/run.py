@@ -16,7 +16,7 @@ from benchmark.errors import UserError
 from benchmark.jobs import STAGES, Job
 from benchmark.pipelines import PIPELINES, Pipeline, Report
 from benchmark.progress import ProgressView
-from benchmark.runner import Outcome, StageRunner, init_ray
+from benchmark.runner import Outcome, StageRunner
 from benchmark.state import Invocation, InvocationStore, ResultsLock, now
 from benchmark.tracking import Tracker, default_tracking_uri
 
@@ -74,10 +74,10 @@ def run_suite(config: SuiteConfig, options: RunOptions) -> RunSummary:
                 invocations.save(invocation)
 
         store = ArtifactStore(results / "cache")
-        init_ray(options.address)
         runner = StageRunner(store, results / "ray", f"{config.name}-{invocation.id}",
                              device=config.device, max_concurrent=options.max_concurrent,
-                             on_outcome=record, on_progress=progress.trial_progress)
+                             on_outcome=record, on_progress=progress.trial_progress,
+                             address=options.address)
         outcomes: dict[str, Outcome] = {}
         try:
             for stage in STAGES:

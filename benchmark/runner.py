@@ -55,8 +55,9 @@ class StageRunner:
     def __init__(self, store: ArtifactStore, storage_dir: Path, run_name: str,
                  device: str = "auto", max_concurrent: int | None = None,
                  on_outcome: OutcomeSink | None = None,
-                 on_progress: ProgressSink | None = None) -> None:
+                 on_progress: ProgressSink | None = None, address: str | None = None) -> None:
         self.store = store
+        self.address = address
         self.storage_dir = Path(storage_dir).resolve()
         self.run_name = run_name
         self.device = device
@@ -91,6 +92,9 @@ class StageRunner:
         from ray import tune
 
         from benchmark.trial import tune_trainable
+
+        # Ray starts only when a stage has work: a fully cached re-run never pays for it.
+        init_ray(self.address)
 
         by_key = {job.key: job for job in jobs}
         outcomes: dict[str, Outcome] = {}
