@@ -46,12 +46,8 @@ class DigitsMLP(nn.Module):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks run fastest (and steadiest on a shared machine) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread):
+    """Small networks run fastest (and steadiest on a shared machine) on one thread."""
 
 
 @pytest.fixture(scope="module")

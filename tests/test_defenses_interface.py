@@ -170,18 +170,9 @@ def test_bido_on_image_shaped_inputs_flattens_per_sample():
 
 # --- training (the shared loop, no Ray) ---------------------------------------------------------
 
-@pytest.fixture
-def one_thread():
-    """Tiny models train far faster on one thread (two threads on a busy machine spin)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("defense", [MID(), BiDO(), BiDO(measure="coco")],
                          ids=["mid", "bido-hsic", "bido-coco"])
-def test_defense_trains_the_toy_mlp(defense, one_thread):
+def test_defense_trains_the_toy_mlp(defense, one_torch_thread):
     x_train, y_train = _batch(150, seed=17)
     x_test, y_test = _batch(150, seed=18)
     torch.manual_seed(0)
@@ -196,7 +187,7 @@ def test_defense_trains_the_toy_mlp(defense, one_thread):
 # --- the image architectures -------------------------------------------------------------------
 
 @pytest.mark.parametrize("architecture", ["cnn", "resnet", "mlp"])
-def test_mid_and_bido_fit_every_image_architecture(architecture, one_thread):
+def test_mid_and_bido_fit_every_image_architecture(architecture, one_torch_thread):
     from benchmark.models import build_classifier, contract_problems
     from benchmark.plugin_check import check_defense
 

@@ -22,12 +22,8 @@ DATA = {"source": "digits", "private_classes": [0, 1, 2], "public_classes": [7, 
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
+def _one_thread(one_torch_thread):
     """As in a trial with cpu: 1; several threads on a busy 2-core machine are far slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _spec(epochs: int = 2, seed: int = 0, defense: dict | None = None) -> dict:

@@ -30,12 +30,8 @@ from benchmark.metrics.privacy import (
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
+def _one_thread(one_torch_thread):
     """Small networks run fastest (and steadiest on a shared machine) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_attack_accuracy_top1_and_top5():
