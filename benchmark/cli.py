@@ -48,7 +48,7 @@ def list_components() -> None:
     console.print("[bold]Suites[/bold]")
     for name in suite_names():
         raw, _ = read_suite_file(name, None)
-        console.print(f"  {name:<18} {raw.get('description', '')}", markup=False)
+        console.print(f"  {name:<18} {raw.get('description', '')}", markup=False, soft_wrap=True)
     for title, registry in (("Defenses", DEFENSES), ("Attacks", ATTACKS)):
         console.print(f"[bold]{title}[/bold]")
         for name in registry.names():
@@ -56,7 +56,7 @@ def list_components() -> None:
                 summary = registry.get(name).summary
             except UserError as exc:
                 summary = f"(broken plug-in: {exc})"
-            console.print(f"  {name:<18} {summary}", markup=False)
+            console.print(f"  {name:<18} {summary}", markup=False, soft_wrap=True)
 
 
 @app.command()
