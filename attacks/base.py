@@ -63,6 +63,15 @@ class Attack(Component):
             f"channels=...), got {type(prior).__name__}"
         )
 
+    def prepare(self, target: nn.Module, prior: nn.Module | None) -> tuple[Any, torch.device]:
+        """The prior (checked), with target and prior in eval mode on the target's device."""
+        prior = self.require_prior(prior)
+        target.eval()
+        prior.eval()
+        device = model_device(target)
+        prior.to(device)
+        return prior, device
+
 
 def model_device(model: nn.Module) -> torch.device:
     """The device of a model's first parameter or buffer (CPU for a model without any)."""

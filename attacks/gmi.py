@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from attacks.base import Attack, AttackOutput, model_device
+from attacks.base import Attack, AttackOutput
 from attacks.losses import class_confidence
 
 log = logging.getLogger("lsmia_bench")
@@ -62,11 +62,7 @@ class GMI(Attack):
     def run(
         self, target: nn.Module, classes: Sequence[int], prior: nn.Module | None = None
     ) -> AttackOutput:
-        prior = self.require_prior(prior)
-        target.eval()
-        prior.eval()
-        device = model_device(target)
-        prior.to(device)
+        prior, device = self.prepare(target, prior)
         labels = torch.as_tensor(list(classes), device=device)
         results, confidences, trace = [], [], {}
         for restart in range(self.restarts):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from attacks.base import Attack, AttackOutput, model_device
+from attacks.base import Attack, AttackOutput
 
 
 class KEDMI(Attack):
@@ -56,11 +56,7 @@ class KEDMI(Attack):
     def run(
         self, target: nn.Module, classes: Sequence[int], prior: nn.Module | None = None
     ) -> AttackOutput:
-        prior = self.require_prior(prior)
-        target.eval()
-        prior.eval()
-        device = model_device(target)
-        prior.to(device)
+        prior, device = self.prepare(target, prior)
         labels = torch.as_tensor(list(classes), device=device)
         mu = torch.zeros((len(labels), *prior.latent_shape), device=device, requires_grad=True)
         log_var = torch.ones_like(mu, requires_grad=True)

@@ -88,10 +88,7 @@ class PPA(Attack):
     def run(
         self, target: nn.Module, classes: Sequence[int], prior: nn.Module | None = None
     ) -> AttackOutput:
-        prior = self.require_prior(prior)
-        target.eval()
-        prior.eval()
-        prior.to(model_device(target))
+        prior, _ = self.prepare(target, prior)
         latents, labels = initial_selection(prior, target, classes, self.search_space_size,
                                             self.num_candidates, self.initial_flip,
                                             self.batch_size)
