@@ -40,6 +40,8 @@ class Attack(Component):
 
     #: Whether the attack needs a generator prior trained on public data.
     needs_prior: ClassVar[bool] = False
+    #: Whether its loss needs the prior's discriminator (a generator alone will not do).
+    needs_discriminator: ClassVar[bool] = False
     #: Which built-in prior the pipeline trains for it (a key of ``attacks.priors.PRIOR_KINDS``).
     prior_kind: ClassVar[str | None] = None
     #: How many samples of the first run have their gradients recorded in ``trace["gradients"]``.

@@ -49,6 +49,7 @@ class GMI(Attack):
     paper_url: ClassVar[str] = "https://arxiv.org/abs/1911.07135"
     summary: ClassVar[str] = "SGD latent search in a WGAN-GP prior: identity loss + critic loss."
     needs_prior: ClassVar[bool] = True
+    needs_discriminator: ClassVar[bool] = True
     prior_kind: ClassVar[str | None] = "wgan_gp"
 
     lr: float = Field(0.02, gt=0)

@@ -45,6 +45,7 @@ class KEDMI(Attack):
     paper_url: ClassVar[str] = "https://arxiv.org/abs/2010.04092"
     summary: ClassVar[str] = "Learns a latent distribution per class in a target-aware GAN."
     needs_prior: ClassVar[bool] = True
+    needs_discriminator: ClassVar[bool] = True
     prior_kind: ClassVar[str | None] = "kedmi"
 
     lr: float = Field(0.02, gt=0)

@@ -25,7 +25,9 @@ class PPA(Attack):
     (github.com/LukasStruppek/Plug-and-Play-Attacks); the paper's CelebA runs use 5000
     candidates and 70 steps. Any generator works through the GeneratorPrior adapter (the
     authors optimise StyleGAN2's w; here the prior's latent is optimised). Small suites scale
-    the sizes down through the config.
+    the sizes down through the config. The final selection generates, scores and drops the
+    candidates' images batch by batch and generates only the kept ones again, so memory holds
+    a batch of images, not len(classes) * num_candidates (~64 GB at 530 x 200 and 224 px).
 
     Arguments:
         search_space_size (int): random latents scored in the initial selection. (Default: 2000)
@@ -102,17 +104,18 @@ class PPA(Attack):
             optimised.append(w)
             trace = trace or curves
         latents = torch.cat(optimised)
+        # Streamed: the candidates' images are never all held at once (see the docstring).
         with torch.no_grad():
-            images = torch.cat([prior(latents[i:i + self.batch_size]).clamp(0, 1)
-                                for i in range(0, len(latents), self.batch_size)])
-        size = tuple(images.shape[-2:])
+            size = prior.image_size or tuple(prior(latents[:1]).shape[-2:])
         transform = random_transform(size, self.final_scale, self.final_ratio, self.final_flip)
-        keep = final_selection(images, labels, target, transform, self.final_iterations,
-                               self.samples_per_class, self.batch_size)
+        keep = final_selection_from_latents(prior, latents, labels, target, transform,
+                                            self.final_iterations, self.samples_per_class,
+                                            self.batch_size)
+        reconstructions = generate_selected(prior, latents, keep, self.batch_size)
         trace["initial_confidence_mean"] = initial_confidence.mean().item()
         trace["optimised_confidence_mean"] = _confidence(
             prior, target, latents, labels, self.batch_size).mean().item()
-        return AttackOutput(images[keep].cpu(), labels[keep].cpu(), trace)
+        return AttackOutput(reconstructions, labels[keep].cpu(), trace)
 
     def _optimise(self, target: nn.Module, prior, w: torch.Tensor, labels: torch.Tensor,
                   record: bool) -> tuple[torch.Tensor, dict]:
@@ -181,15 +184,70 @@ def final_selection(images: torch.Tensor, labels: torch.Tensor, target: nn.Modul
                     batch_size: int = 25) -> torch.Tensor:
     """Indices of the ``keep`` samples per class with the highest mean target confidence
     (1/I) sum_i p_y(t_i(x)) over ``iterations`` random transforms t_i (one per batch call)."""
+    scores = [_transform_confidence(images[start:start + batch_size],
+                                    labels[start:start + batch_size], target, transform,
+                                    iterations)
+              for start in range(0, len(images), batch_size)]
+    return _top_per_class(torch.cat(scores), labels, keep)
+
+
+@torch.no_grad()
+def final_selection_from_latents(prior: nn.Module, latents: torch.Tensor, labels: torch.Tensor,
+                                 target: nn.Module, transform: Transform, iterations: int = 100,
+                                 keep: int = 50, batch_size: int = 25) -> torch.Tensor:
+    """:func:`final_selection` of x = clamp(prior(w), 0, 1), each batch generated on the fly and
+    dropped once scored: memory O(batch_size) images instead of O(len(latents))."""
+    device = model_device(prior)
+    scores = []
+    for start in range(0, len(latents), batch_size):
+        images = prior(latents[start:start + batch_size].to(device)).clamp(0, 1)
+        scores.append(_transform_confidence(images, labels[start:start + batch_size], target,
+                                            transform, iterations))
+        del images
+    return _top_per_class(torch.cat(scores), labels, keep)
+
+
+@torch.no_grad()
+def generate_selected(prior: nn.Module, latents: torch.Tensor, index: torch.Tensor,
+                      batch_size: int = 25) -> torch.Tensor:
+    """clamp(prior(latents[index]), 0, 1) on CPU, in the order of ``index``.
+
+    Each image is generated inside its own batch ``latents[b * batch_size:(b + 1) * batch_size]``,
+    the batch the final selection scored it in, so it is bit-identical to the scored image
+    (a generator's output can depend on the batch it runs in); batches without a selected
+    latent are skipped.
+    """
+    device = model_device(prior)
+    index = index.cpu()
+    batch_of = index.div(batch_size, rounding_mode="floor")
+    out: torch.Tensor | None = None
+    for b in batch_of.unique(sorted=True).tolist():
+        rows = (batch_of == b).nonzero().squeeze(1)
+        start = b * batch_size
+        images = prior(latents[start:start + batch_size].to(device)).clamp(0, 1)
+        chosen = images[(index[rows] - start).to(device)].cpu()
+        del images
+        if out is None:  # filled in place: peak = the output + one batch
+            out = chosen.new_empty((len(index), *chosen.shape[1:]))
+        out[rows] = chosen
+    return out if out is not None else torch.empty(0)
+
+
+@torch.no_grad()
+def _transform_confidence(images: torch.Tensor, labels: torch.Tensor, target: nn.Module,
+                          transform: Transform, iterations: int) -> torch.Tensor:
+    """(1/I) sum_i p_y(t_i(x)) for one batch, one transform call per iteration, on CPU (N,)."""
     device = model_device(target)
-    scores = torch.zeros(len(images))
-    for start in range(0, len(images), batch_size):
-        batch = images[start:start + batch_size].to(device)
-        batch_labels = labels[start:start + batch_size].to(device)
-        total = torch.zeros(len(batch), device=device)
-        for _ in range(iterations):
-            total += class_confidence(target(transform(batch)), batch_labels)
-        scores[start:start + len(batch)] = (total / iterations).cpu()
+    images, labels = images.to(device), labels.to(device)
+    total = torch.zeros(len(images), device=device)
+    for _ in range(iterations):
+        total += class_confidence(target(transform(images)), labels)
+    return (total / iterations).cpu()
+
+
+def _top_per_class(scores: torch.Tensor, labels: torch.Tensor, keep: int) -> torch.Tensor:
+    """Indices of the ``keep`` highest ``scores`` per class: classes ascending, best first
+    within a class (stable, so ties keep the candidates' order)."""
     labels = labels.cpu()
     chosen = []
     for cls in labels.unique(sorted=True):
@@ -199,8 +257,9 @@ def final_selection(images: torch.Tensor, labels: torch.Tensor, target: nn.Modul
 
 
 @torch.no_grad()
-def _confidence(prior, target: nn.Module, latents: torch.Tensor, labels: torch.Tensor,
-                batch_size: int) -> torch.Tensor:
+def _confidence(prior: nn.Module, target: nn.Module, latents: torch.Tensor,
+                labels: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """p_y(prior(w)) per latent (N,), each batch generated, scored and dropped."""
     return torch.cat([class_confidence(target(prior(latents[i:i + batch_size])),
                                        labels[i:i + batch_size])
                       for i in range(0, len(latents), batch_size)])

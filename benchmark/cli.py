@@ -82,21 +82,26 @@ def run(
     data_home: Annotated[Path | None, typer.Option("--data-home", help="scikit-learn data "
                                                    "home holding the Olivetti faces (sets "
                                                    "data.data_home).")] = None,
+    data_root: Annotated[Path | None, typer.Option("--data-root", help="Folder of the faces "
+                                                   "suite's data set (sets data.root).")] = None,
+    smoke: Annotated[bool, typer.Option("--smoke", help="Run the suite's smoke version "
+                                        "(<suite>-smoke: generated data, tiny models, CPU).")
+                     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Train targets under each defense, attack them, record everything, print the table."""
     _setup_logging(verbose)
     from benchmark.config import apply_overrides, read_suite_file, validate_suite
-    from benchmark.run import RunOptions, pipeline_for, run_suite
+    from benchmark.run import RunOptions, run_suite
 
     started = time.perf_counter()
-    raw, source = read_suite_file(suite, config)
+    raw, source = read_suite_file(smoke_suite(suite, config) if smoke else suite, config)
     raw = apply_overrides(raw, set_ or [])
-    if data_home is not None and isinstance(raw.get("data", {}), dict):
-        raw.setdefault("data", {})["data_home"] = str(data_home.expanduser().resolve())
+    for key, path in (("data_home", data_home), ("root", data_root)):
+        if path is not None and isinstance(raw.get("data", {}), dict):
+            raw.setdefault("data", {})[key] = str(path.expanduser().resolve())
     schema = _schema_for(raw, source)
     suite_config = validate_suite(raw, source, schema)
-    pipeline_for(suite_config).check(suite_config)
     summary = run_suite(suite_config, RunOptions(
         results_dir=results, tracking_uri=tracking_uri, address=address, resume=resume,
         max_concurrent=max_concurrent, source=source))
@@ -164,6 +169,23 @@ def submit(
                       highlight=False, soft_wrap=True)
     console.print(f"Next: lsmia-bench leaderboard build --results {results}", markup=False,
                   highlight=False, soft_wrap=True)
+
+
+def smoke_suite(suite: str | None, config: Path | None) -> str:
+    """The name of a suite's smoke version (``faces`` -> ``faces-smoke``)."""
+    from benchmark.config import suite_names
+
+    if config is not None or suite is None:
+        raise UserError("--smoke", True, "Use --smoke with --suite (e.g. --suite faces "
+                        "--smoke), or give the smoke suite's file to --config without it.",
+                        problem="--smoke picks a named suite's smoke version")
+    name = suite if suite.endswith("-smoke") else f"{suite}-smoke"
+    if name not in suite_names():
+        smokes = [n for n in suite_names() if n.endswith("-smoke")]
+        raise UserError("--smoke", suite, f"Suites with a smoke version: "
+                        f"{', '.join(s.removesuffix('-smoke') for s in smokes)}; or run "
+                        f"--suite {suite} without --smoke.", problem="no smoke version")
+    return name
 
 
 def _schema_for(raw: dict, source: str) -> type:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,11 @@ from benchmark.context import TaskContext
 from defenses.base import Defense, LossInputs
 
 Batches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
+
+#: Values of ``train_classifier(precision=...)``. None and "fp32" train in plain float32 (the
+#: paper's setting); "bf16" and "fp16" run the forward pass under ``torch.autocast``.
+PRECISIONS: tuple[str | None, ...] = (None, "fp32", "bf16", "fp16")
+_AUTOCAST_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class NonFiniteLoss(RuntimeError):
@@ -50,6 +55,39 @@ def capture_features(model: nn.Module, names: list[str]):
             handle.remove()
 
 
+def check_precision(precision: str | None) -> str | None:
+    """Refuse a value not in :data:`PRECISIONS` (a ValueError naming them); return it unchanged.
+
+    Pure, so a pipeline can check its config before any data loads or any model trains.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; use one of "
+                         f"{', '.join(repr(p) for p in PRECISIONS)}")
+    return precision
+
+
+def autocast_context(device: torch.device | str,
+                     precision: str | None) -> AbstractContextManager[Any]:
+    """The context to run forward passes in: ``torch.autocast`` for "bf16" / "fp16" on
+    ``device``'s type, a no-op for None / "fp32" (mixed precision halves activation memory and
+    speeds up tensor cores on GPUs; the paper trains in fp32)."""
+    check_precision(precision)
+    if precision is None or precision == "fp32":
+        return nullcontext()
+    device_type = torch.device(device).type
+    if not torch.amp.is_autocast_available(device_type):
+        raise ValueError(f"{precision} mixed precision is not available on device type "
+                         f"{device_type!r}; use precision 'fp32' there")
+    return torch.autocast(device_type, dtype=_AUTOCAST_DTYPES[precision])
+
+
+def _to_float32(value: Any) -> Any:
+    """Half-precision tensors (from autocast) as float32; anything else unchanged."""
+    if isinstance(value, torch.Tensor) and value.dtype in (torch.float16, torch.bfloat16):
+        return value.float()
+    return value
+
+
 def train_classifier(
     model: nn.Module,
     defense: Defense,
@@ -60,8 +98,21 @@ def train_classifier(
     ctx: TaskContext,
     scheduler: Any | None = None,
     on_epoch: Callable[[int, TrainingHistory], None] | None = None,
+    precision: str | None = None,
 ) -> TrainingHistory:
-    """Train ``model`` (already wrapped by the defense) for ``epochs`` passes over ``batches()``."""
+    """Train ``model`` (already wrapped by the defense) for ``epochs`` passes over ``batches()``.
+
+    ``precision`` (one of :data:`PRECISIONS`): None / "fp32" train in plain float32 (the
+    paper's setting, bit-identical to each other); "bf16" runs the model's forward pass under
+    ``torch.autocast`` with bfloat16; "fp16" with float16 and a ``torch.amp.GradScaler``, which
+    skips steps whose gradients overflow. Mixed precision halves activation memory and speeds
+    up tensor cores on GPUs. The defense's loss is computed outside autocast, on the logits
+    and the captured features cast back to float32; a NaN or infinite loss still raises
+    :class:`NonFiniteLoss`.
+    """
+    autocast = autocast_context(ctx.device, precision)  # validates precision and device type
+    mixed = precision in _AUTOCAST_DTYPES
+    scaler = torch.amp.GradScaler(ctx.device.type) if precision == "fp16" else None
     history = TrainingHistory()
     layers = defense.feature_layers(model)
     with capture_features(model, layers) as features:
@@ -70,10 +121,15 @@ def train_classifier(
             total_loss, correct, seen = 0.0, 0, 0
             for inputs, targets in batches():
                 inputs, targets = inputs.to(ctx.device), targets.to(ctx.device)
-                logits = model(inputs)
+                with autocast:
+                    logits = model(inputs)
+                captured = dict(features)
+                if mixed:  # defenses' losses (e.g. BiDO's linalg.solve) need float32
+                    logits = logits.float()
+                    captured = {name: _to_float32(out) for name, out in captured.items()}
                 loss = defense.loss(LossInputs(
                     logits=logits, targets=targets, inputs=inputs, num_classes=num_classes,
-                    progress=epoch / epochs, model=model, features=dict(features),
+                    progress=epoch / epochs, model=model, features=captured,
                 ))
                 if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
                     raise TypeError(f"defense {defense.name!r}: loss() must return a scalar "
@@ -82,8 +138,13 @@ def train_classifier(
                     raise NonFiniteLoss(f"defense {defense.name!r}: loss is {loss.item()} at "
                                         f"epoch {epoch}")
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                if scaler is None:
+                    loss.backward()
+                    optimizer.step()
+                else:
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)  # skipped when the scaled gradients are not finite
+                    scaler.update()
                 total_loss += loss.item() * len(targets)
                 correct += (logits.argmax(1) == targets).sum().item()
                 seen += len(targets)

@@ -73,13 +73,18 @@ def _save(image: Image.Image, path: Path) -> None:
 
 
 def fake_identity_names(count: int, seed: int = 0) -> list[str]:
-    """``count`` distinct names like ``Kate_Moore`` (FaceScrub's folder style)."""
-    if count > len(FIRST_NAMES) * len(LAST_NAMES):
-        raise ValueError(f"at most {len(FIRST_NAMES) * len(LAST_NAMES)} fake names")
+    """``count`` distinct names like ``Kate_Moore`` (FaceScrub's folder style); past the 400
+    first-last pairs, ``Kate_Moore_2`` and so on (FaceScrub itself has 530)."""
+    pairs_count = len(FIRST_NAMES) * len(LAST_NAMES)
     rng = np.random.default_rng(seed)
-    pairs = rng.permutation(len(FIRST_NAMES) * len(LAST_NAMES))[:count]
-    return [f"{FIRST_NAMES[p // len(LAST_NAMES)]}_{LAST_NAMES[p % len(LAST_NAMES)]}"
-            for p in pairs]
+    pairs = rng.permutation(pairs_count)
+    names = []
+    for i in range(count):
+        p = pairs[i % pairs_count]
+        suffix = f"_{i // pairs_count + 1}" if i >= pairs_count else ""
+        names.append(f"{FIRST_NAMES[p // len(LAST_NAMES)]}_{LAST_NAMES[p % len(LAST_NAMES)]}"
+                     f"{suffix}")
+    return names
 
 
 def make_fake_facescrub(root: str | Path, identities: int = 6,

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from attacks.base import AttackOutput
-from benchmark.metrics.face import delta_face
+from benchmark.metrics.face import delta_face, facenet_weights_note, find_facenet_weights
 from benchmark.metrics.features import FeatureSpace, evaluation_feature_space, penultimate_features
 from benchmark.metrics.privacy import (
     attack_accuracy,
@@ -32,7 +32,9 @@ log = logging.getLogger("lsmia_bench")
 
 @dataclass
 class PrivateData:
-    """The target's private data, images (N, C, H, W) in [0, 1] in the target's input space."""
+    """The target's private data, images (N, C, H, W) in [0, 1] in the target's input space:
+    tensors, or anything indexed like one (``benchmark.data.face_folders.LazyImages`` reads
+    large face data sets from disk batch by batch)."""
 
     train_images: torch.Tensor
     train_labels: torch.Tensor
@@ -88,7 +90,9 @@ def evaluate_attack(
         for name in ("precision", "recall", "density", "coverage"):
             missing[name] = str(exc)
 
+    info: dict[str, Any] = {}
     if face_suite:
+        info["facenet_weights"] = facenet_weights_note(find_facenet_weights(facenet_weights))
         value = delta_face(recon, labels, real, real_labels, facenet_weights, device)
         if value is None:
             missing["delta_face"] = "FaceNet (VGGFace2) weights not found"
@@ -96,9 +100,12 @@ def evaluate_attack(
             metrics["delta_face"] = value
 
     if make_student is not None:
-        metrics["knowledge_extraction"] = knowledge_extraction_score(
-            recon, labels, private.test_images, private.test_labels, make_student,
-            device=device, **(student_options or {}))
+        try:
+            metrics["knowledge_extraction"] = knowledge_extraction_score(
+                recon, labels, private.test_images, private.test_labels, make_student,
+                device=device, **(student_options or {}))
+        except ValueError as exc:  # e.g. the paper's unstratified split left no test image
+            missing["knowledge_extraction"] = str(exc)
     else:
         missing["knowledge_extraction"] = "no student model given"
 
@@ -110,6 +117,6 @@ def evaluate_attack(
         missing["gradient_stability"] = "fewer than two recorded attack steps"
     for name, reason in missing.items():
         log.info("metric %s missing: %s", name, reason)
-    info = {"feature_space": space.name, "missing": missing,
+    info |= {"feature_space": space.name, "missing": missing,
             "reconstructions": len(recon), "private_reference_images": len(real)}
     return metrics, info

@@ -3,7 +3,8 @@
 The weights are never downloaded: they come from an explicit path or from the torch hub cache
 (``torch.hub.get_dir()/checkpoints/20180402-114759-vggface2.pt``, where facenet-pytorch puts
 them). Without them :func:`delta_face` returns None and the caller records the metric as
-missing.
+missing. ``weights="random"`` (smoke runs only) uses a seeded random initialisation, so that
+the code path runs without the file; its values mean nothing and the record says so.
 """
 
 from __future__ import annotations
@@ -22,18 +23,36 @@ log = logging.getLogger("lsmia_bench")
 
 FACENET_WEIGHTS = "20180402-114759-vggface2.pt"
 FACENET_SIZE = 160
+RANDOM_WEIGHTS = "random"
 
 
 def find_facenet_weights(path: str | Path | None = None,
-                         field: str = "metrics.facenet_weights") -> Path | None:
-    """The explicit file (UserError if it does not exist) or the hub cache file, else None."""
+                         field: str = "privacy.facenet_weights") -> Path | str | None:
+    """The explicit file (UserError if it does not exist), ``"random"``, or the hub cache
+    file, else None."""
+    if path == RANDOM_WEIGHTS:
+        return RANDOM_WEIGHTS
     return find_weights(path, FACENET_WEIGHTS, field)
 
 
-def load_facenet(weights: Path, device: torch.device | str = "cpu") -> nn.Module:
-    """InceptionResnetV1 (512-d embeddings) with VGGFace2 weights loaded from ``weights``."""
+def facenet_weights_note(path: Path | str | None) -> str:
+    """What the record says about the FaceNet weights behind delta_face."""
+    if path == RANDOM_WEIGHTS:
+        return "random initialisation (smoke run: delta_face values mean nothing)"
+    return f"VGGFace2 weights from {path}" if path is not None else "not found"
+
+
+def load_facenet(weights: Path | str, device: torch.device | str = "cpu") -> nn.Module:
+    """InceptionResnetV1 (512-d embeddings) with VGGFace2 weights loaded from ``weights``
+    (or seeded random weights for ``"random"``)."""
     from facenet_pytorch import InceptionResnetV1
 
+    if weights == RANDOM_WEIGHTS:
+        state = torch.random.get_rng_state()
+        torch.manual_seed(0)
+        model = InceptionResnetV1(pretrained=None, classify=False)
+        torch.random.set_rng_state(state)
+        return model.to(device).eval()
     model = InceptionResnetV1(pretrained=None, classify=False)
     state = torch.load(weights, map_location="cpu", weights_only=True)
     state = {k: v for k, v in state.items() if not k.startswith("logits.")}

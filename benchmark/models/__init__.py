@@ -27,6 +27,13 @@ ARCHITECTURES: Registry[type[nn.Module]] = Registry(
         "cnn": "benchmark.models.cnn:SmallCNN",
         "resnet": "benchmark.models.resnet:SmallResNet",
         "mlp": "benchmark.models.image_mlp:ImageMLP",
+        # torchvision's ImageNet networks (the faces suite): names as torchvision spells them.
+        "resnet18": "benchmark.models.torchvision_nets:ResNet18",
+        "resnet50": "benchmark.models.torchvision_nets:ResNet50",
+        "resnet152": "benchmark.models.torchvision_nets:ResNet152",
+        "densenet121": "benchmark.models.torchvision_nets:DenseNet121",
+        "densenet169": "benchmark.models.torchvision_nets:DenseNet169",
+        "inception_v3": "benchmark.models.torchvision_nets:InceptionV3",
     },
     entry_point_group="lsmia_bench.architectures",
 )

@@ -11,7 +11,8 @@ PIPELINES: Registry[type[Pipeline]] = Registry(
     "pipeline",
     base=Pipeline,
     builtins={"toy": "benchmark.pipelines.toy:ToyPipeline",
-              "image": "benchmark.pipelines.image:ImagePipeline"},
+              "image": "benchmark.pipelines.image:ImagePipeline",
+              "faces": "benchmark.pipelines.faces:FacesPipeline"},
 )
 
 __all__ = ["PIPELINES", "Pipeline", "Report"]

@@ -127,14 +127,20 @@ def data_spec(config: ImageConfig) -> dict[str, Any]:
     return data
 
 
-def plan_prerequisites(config: ImageConfig) -> dict[str, Job]:
-    """Role -> job: the evaluation model (trained once per suite on the private data)."""
+def plan_prerequisites(config: ImageConfig, data: dict[str, Any] | None = None,
+                       task: str = TRAIN_TASK, priors: bool = True) -> dict[str, Job]:
+    """Role -> job: the evaluation model (trained once per suite on the private data) and,
+    with ``priors``, each target-independent prior the attacks need.
+
+    ``data``: the data section as stored in job specs (default :func:`data_spec`); ``task``:
+    the training task (other pipelines pass their own)."""
+    data = data_spec(config) if data is None else data
     evaluation = config.evaluation
     training = evaluation.training or config.training
     job = Job(
-        stage="prerequisites", task=TRAIN_TASK,
+        stage="prerequisites", task=task,
         name=f"evaluation model {evaluation.name} seed={evaluation.seed}",
-        spec={"data": data_spec(config),
+        spec={"data": data,
               "model": {"name": evaluation.name, "params": evaluation.params},
               "training": training.model_dump(), "defense": {"name": "none", "params": {}},
               "seed": evaluation.seed},
@@ -142,12 +148,12 @@ def plan_prerequisites(config: ImageConfig) -> dict[str, Job]:
                 "seed": evaluation.seed},
     )
     jobs = {"evaluation": job}
-    for kind in needed_prior_kinds(config):
+    for kind in needed_prior_kinds(config) if priors else []:
         if PRIOR_KINDS[kind].per_target:
             continue  # trained inside each attack job (it needs the target)
         jobs[f"prior:{kind}"] = Job(
             stage="prerequisites", task=PRIOR_TASK, name=f"prior {kind} (public split)",
-            spec={"data": data_spec(config),
+            spec={"data": data,
                   "prior": {"kind": kind, "params": config.priors.get(kind, {})},
                   "seed": config.prior_seed},
             labels={"role": "prior", "prior": kind, "seed": config.prior_seed},
@@ -165,17 +171,19 @@ def needed_prior_kinds(config: ImageConfig) -> list[str]:
     return kinds
 
 
-def plan_targets(config: ImageConfig) -> list[Job]:
+def plan_targets(config: ImageConfig, data: dict[str, Any] | None = None,
+                 task: str = TRAIN_TASK) -> list[Job]:
     """One target per defense setting x seed, all with the same architecture and training."""
+    data = data_spec(config) if data is None else data
     jobs = []
     for seed in config.seeds:
         for defense_spec in config.defenses:
             for params, _ in defense_spec.settings():
                 defense = DEFENSES.get(defense_spec.name)(**params)
                 jobs.append(Job(
-                    stage="targets", task=TRAIN_TASK,
+                    stage="targets", task=task,
                     name=f"target {config.target.name} {defense.label()} seed={seed}",
-                    spec={"data": data_spec(config), "model": config.target.model_dump(),
+                    spec={"data": data, "model": config.target.model_dump(),
                           "training": config.training.model_dump(),
                           "defense": {"name": defense_spec.name,
                                       "params": defense.model_dump()},
@@ -202,9 +210,16 @@ def attack_columns(config: ImageConfig) -> list[tuple[str, dict[str, Any], str]]
     return out
 
 
-def plan_attacks(config: ImageConfig, prerequisites: dict[str, Job],
-                 targets: list[Job]) -> list[Job]:
-    """One attack trial per target x attack setting, judged by the evaluation model."""
+def plan_attacks(config: ImageConfig, prerequisites: dict[str, Job], targets: list[Job],
+                 data: dict[str, Any] | None = None, task: str = ATTACK_TASK,
+                 prior: dict[str, Any] | None = None,
+                 extra: dict[str, Any] | None = None) -> list[Job]:
+    """One attack trial per target x attack setting, judged by the evaluation model.
+
+    ``prior``: a generator the suite supplies (the faces suite's StyleGAN), put into the spec
+    of every attack that needs a prior instead of a trained prior kind; ``extra``: more spec
+    keys for the pipeline's attack task."""
+    data = data_spec(config) if data is None else data
     jobs = []
     for target in targets:
         for name, params, prefix in attack_columns(config):
@@ -213,20 +228,23 @@ def plan_attacks(config: ImageConfig, prerequisites: dict[str, Job],
             needs = {"target": target.key, "evaluation": prerequisites["evaluation"].key}
             spec: dict[str, Any] = {
                 "attack": {"name": name, "params": attack.model_dump(mode="json")},
-                "data": data_spec(config), "privacy": config.privacy.model_dump(),
+                "data": data, "privacy": config.privacy.model_dump(),
                 "student": config.target.model_dump(),  # xi's student: the target architecture
                 "face_suite": config.data.source in FACE_SOURCES,
                 "target_label": f"{target.labels['defense_label']} seed={target.labels['seed']}",
                 "seed": target.labels["seed"],
             }
-            if cls.needs_prior:
+            spec |= extra or {}
+            if cls.needs_prior and prior is not None:
+                spec["prior"] = prior
+            elif cls.needs_prior:
                 kind = cls.prior_kind
                 if PRIOR_KINDS[kind].per_target:
                     spec["prior"] = {"kind": kind, "params": config.priors.get(kind, {})}
                 else:
                     needs["prior"] = prerequisites[f"prior:{kind}"].key
             jobs.append(Job(
-                stage="attacks", task=ATTACK_TASK,
+                stage="attacks", task=task,
                 name=f"attack {attack.label()} on {spec['target_label']}",
                 spec=spec, needs=needs,
                 labels=target.labels | {"role": "attack", "attack": name, "column": prefix},
@@ -235,7 +253,7 @@ def plan_attacks(config: ImageConfig, prerequisites: dict[str, Job],
 
 
 #: Data sources of faces (delta_face applies).
-FACE_SOURCES = {"olivetti"}
+FACE_SOURCES = {"olivetti", "facescrub", "celeba"}
 
 
 def check_priors(config: ImageConfig) -> None:

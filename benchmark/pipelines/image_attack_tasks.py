@@ -14,12 +14,14 @@ from __future__ import annotations
 import importlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from attacks import ATTACKS
+from attacks.base import AttackOutput
 from attacks.grids import save_prior_samples, save_reconstruction_grid
 from attacks.priors import PRIOR_KINDS, TrainedPrior, load_trained_prior
 from benchmark.context import TaskContext, TaskResult, seed_everything
@@ -112,19 +114,33 @@ def attack_image_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path
     output = attack.run(target, list(range(splits.num_classes)), prior)
     metrics["attack_time_s"] = time.perf_counter() - started
 
-    privacy = spec["privacy"]
     student = spec["student"]
 
     def make_student(num_classes: int) -> torch.nn.Module:
         return build_classifier(student["name"], student["params"], shape[0], shape[1],
                                 num_classes)
 
+    private = PrivateData(splits.private_train, splits.private_train_labels,
+                          splits.private_test, splits.private_test_labels)
+    return measure_attack(spec, attack, output, evaluation, private, make_student,
+                          splits.num_classes, out, ctx, TaskResult(metrics, series, info))
+
+
+def measure_attack(spec: dict[str, Any], attack: Any, output: AttackOutput,
+                   evaluation: torch.nn.Module, private: PrivateData,
+                   make_student: Callable[[int], torch.nn.Module], num_classes: int, out: Path,
+                   ctx: TaskContext, result: TaskResult,
+                   facenet_weights: str | None = None) -> TaskResult:
+    """Every privacy metric of one attack's output (added to ``result``), its curves, the
+    reconstruction grid and ``attack.json``: the part of an attack task all pipelines share."""
+    seed = int(spec["seed"])
+    privacy = spec["privacy"]
+    metrics, series, info = result.metrics, result.series, result.info
     values, evaluation_info = evaluate_attack(
-        output, evaluation,
-        PrivateData(splits.private_train, splits.private_train_labels,
-                    splits.private_test, splits.private_test_labels),
-        face_suite=spec["face_suite"], make_student=make_student,
-        student_options={"num_classes": splits.num_classes, "epochs": privacy["student_epochs"],
+        output, evaluation, private,
+        face_suite=spec["face_suite"], facenet_weights=facenet_weights,
+        make_student=make_student,
+        student_options={"num_classes": num_classes, "epochs": privacy["student_epochs"],
                          "batch_size": privacy["student_batch_size"],
                          "lr": privacy["student_lr"], "seed": seed},
         prdc_k=privacy["prdc_k"], device=ctx.device)
@@ -147,9 +163,8 @@ def attack_image_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path
         if isinstance(value, int | float):
             metrics[f"trace_{key}"] = float(value)
     save_reconstruction_grid(
-        output.reconstructions, output.labels, splits.private_train,
-        splits.private_train_labels, out / "reconstructions.png",
-        title=f"{attack.label()} on {spec['target_label']}")
+        output.reconstructions, output.labels, private.train_images, private.train_labels,
+        out / "reconstructions.png", title=f"{attack.label()} on {spec['target_label']}")
     (out / "attack.json").write_text(json.dumps({"attack": attack.model_dump(mode="json")}))
     return TaskResult(metrics=metrics, series=series,
                       info=info | evaluation_info | {"missing": missing,

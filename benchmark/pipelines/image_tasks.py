@@ -141,7 +141,7 @@ def train_image_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: P
 
 
 @torch.no_grad()
-def _features(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+def _features(model: nn.Module, images: Any, batch_size: int = 512) -> torch.Tensor:
     model.eval()
     device = next(model.parameters()).device
     return torch.cat([model.embed(images[i:i + batch_size].to(device)).cpu()
@@ -150,14 +150,20 @@ def _features(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> 
 
 def evaluate_classifier(model: nn.Module, splits: ImageSplits) -> dict[str, float]:
     """Test accuracy, train accuracy (eval mode), ECE (15 bins), class separation (private)."""
-    logits = predict(model, splits.private_test)
-    labels = splits.private_test_labels
+    return classifier_metrics(model, splits.private_train, splits.private_train_labels,
+                              splits.private_test, splits.private_test_labels)
+
+
+def classifier_metrics(model: nn.Module, train_images: Any, train_labels: torch.Tensor,
+                       test_images: Any, test_labels: torch.Tensor) -> dict[str, float]:
+    """Test accuracy, train accuracy (eval mode), ECE (15 bins) and class separation of the
+    test features; images are tensors or anything sliced like one (``LazyImages``)."""
+    logits = predict(model, test_images)
     return {
-        "test_accuracy": accuracy(logits, labels),
-        "final_train_accuracy": accuracy(predict(model, splits.private_train),
-                                   splits.private_train_labels),
-        "ece": expected_calibration_error(logits.softmax(1), labels, bins=ECE_BINS),
-        "class_separation": class_separation(_features(model, splits.private_test), labels),
+        "test_accuracy": accuracy(logits, test_labels),
+        "final_train_accuracy": accuracy(predict(model, train_images), train_labels),
+        "ece": expected_calibration_error(logits.softmax(1), test_labels, bins=ECE_BINS),
+        "class_separation": class_separation(_features(model, test_images), test_labels),
     }
 
 

@@ -1,0 +1,173 @@
+"""Task functions of the ``faces`` pipeline (plain Python: no Ray, no MLflow).
+
+Like the ``image`` pipeline's tasks, but the data are folders of face images read lazily
+(DataLoader workers with the paper's per-image transforms for training, ``LazyImages`` for
+evaluation) and the generator is the one the suite supplies (``prior`` section), not one
+trained here. Trained models are stored in the image pipeline's format, so
+``load_image_classifier`` rebuilds them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from attacks import ATTACKS
+from attacks.grids import save_prior_samples
+from attacks.priors.supplied import build_supplied_prior
+from benchmark.context import TaskContext, TaskResult, seed_everything
+from benchmark.data.face_folders import (
+    FaceSplits,
+    LazyImages,
+    dataloader_batches,
+    face_eval_transform,
+    face_train_transform,
+)
+from benchmark.data.face_suite import load_face_splits
+from benchmark.embedding import embedding_table, save_embedding_figure
+from benchmark.metrics.evaluate import PrivateData
+from benchmark.metrics.utility import accuracy
+from benchmark.models import build_classifier
+from benchmark.pipelines.image_attack_tasks import measure_attack
+from benchmark.pipelines.image_tasks import (
+    MODEL_FILE,
+    MODEL_SPEC_FILE,
+    _features,
+    build_defense,
+    build_model,
+    classifier_metrics,
+    load_image_classifier,
+    make_optimizer,
+    make_scheduler,
+)
+from benchmark.training import TrainingHistory, predict, train_classifier
+
+#: Most test images drawn in the embedding figure (530 identities x 7 images is unreadable).
+EMBEDDING_CLASSES = 20
+
+
+def private_images(splits: FaceSplits, split: str, image_size: int,
+                   threads: int) -> tuple[LazyImages, torch.Tensor]:
+    """A split at ``image_size`` px (resize + center crop) as LazyImages, and its labels."""
+    dataset = splits.dataset(split, face_eval_transform(image_size))
+    return LazyImages(dataset, threads=max(1, threads)), torch.tensor(dataset.labels)
+
+
+def train_face_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
+                          ctx: TaskContext) -> TaskResult:
+    """Train on the private training split with the paper's transforms; save ``model.pt`` +
+    ``model.json``; measure test accuracy, ECE, class separation; draw the embedding."""
+    seed = int(spec["seed"])
+    seed_everything(seed)
+    data, training = spec["data"], spec["training"]
+    splits = load_face_splits(data)
+    size = int(data["image_size"])
+    defense = build_defense(spec["defense"])
+    model_spec = {"name": spec["model"]["name"], "params": spec["model"]["params"],
+                  "in_channels": 3, "image_size": size, "num_classes": splits.num_classes,
+                  "defense": spec["defense"], "data": data,
+                  "private_classes": list(range(splits.num_classes))}
+    torch.manual_seed(seed)  # the same initial weights for every defense with this seed
+    model = build_model(model_spec, defense).to(ctx.device)
+    optimizer = make_optimizer(model, training)
+    augmentation = training["augmentation"]
+    train_set = splits.dataset("train", face_train_transform(size, **augmentation))
+    batches = dataloader_batches(train_set, training["batch_size"], seed,
+                                 num_workers=data["num_workers"],
+                                 pin_memory=ctx.device.type == "cuda")
+    test_images, test_labels = private_images(splits, "test", size, data["num_workers"])
+    test_curve: list[float] = []
+    alpha_at = getattr(defense, "alpha_at", None)
+    alpha_curve: list[float] = []
+
+    def on_epoch(epoch: int, history: TrainingHistory) -> None:
+        every = training["eval_every"]
+        if (epoch + 1) % every == 0 or epoch + 1 == training["epochs"]:
+            test_curve.append(accuracy(predict(model, test_images), test_labels))
+        if callable(alpha_at):
+            alpha_curve.append(float(alpha_at(epoch / training["epochs"])))
+
+    started = time.perf_counter()
+    history = train_classifier(model, defense, batches, optimizer, training["epochs"],
+                               num_classes=splits.num_classes, ctx=ctx,
+                               scheduler=make_scheduler(optimizer, training), on_epoch=on_epoch,
+                               precision=training["precision"])
+    fit_time = time.perf_counter() - started
+    torch.save(model.state_dict(), out / MODEL_FILE)
+    (out / MODEL_SPEC_FILE).write_text(json.dumps(model_spec, indent=2))
+
+    train_images, train_labels = private_images(splits, "train", size, data["num_workers"])
+    metrics = classifier_metrics(model, train_images, train_labels, test_images, test_labels)
+    shown = torch.isin(test_labels, torch.arange(EMBEDDING_CLASSES))
+    features = _features(model, test_images[shown]).numpy()
+    labels = test_labels[shown].numpy()
+    np.savez_compressed(out / "features.npz", features=features, labels=labels)
+    table = embedding_table(features, labels, list(range(splits.num_classes)), seed)
+    table.to_csv(out / "embedding.csv", index=False)
+    title = (f"{spec['model']['name']} {defense.label()} seed={seed}: "
+             f"silhouette {metrics['class_separation']:.3f}")
+    save_embedding_figure(table, title, out / "embedding.png")
+    series = history.as_series() | {"test_accuracy_by_epoch": test_curve}
+    if alpha_curve:
+        series["ls_alpha"] = alpha_curve
+    pretraining = next((m.pretraining for m in model.modules() if hasattr(m, "pretraining")),
+                       None)
+    return TaskResult(
+        metrics=metrics | {"fit_time_s": fit_time, "epochs": float(training["epochs"]),
+                           "final_train_loss": history.train_loss[-1]},
+        series=series,
+        info={"class_separation": "silhouette score (Euclidean) of penultimate features of "
+                                  "the private test split",
+              "embedding": f"test images of the first {EMBEDDING_CLASSES} identities",
+              "ece_bins": 15, "data": splits.record(),
+              "precision": training["precision"] or "fp32",
+              "pretraining": pretraining or "not a torchvision network"},
+    )
+
+
+def attack_face_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
+                       ctx: TaskContext) -> TaskResult:
+    """Attack the target's first ``attack_identities`` identities (all by default) through
+    the supplied generator; evaluate with the evaluation model, reading real faces lazily."""
+    seed = int(spec["seed"])
+    seed_everything(seed)
+    data = spec["data"]
+    splits = load_face_splits(data)
+    size = int(data["image_size"])
+    target = load_image_classifier(inputs["target"], ctx.device)
+    evaluation = load_image_classifier(inputs["evaluation"], ctx.device)
+    cls = ATTACKS.get(spec["attack"]["name"])
+    params = dict(spec["attack"]["params"])
+    if "input_shape" in cls.model_fields and params.get("input_shape") is None:
+        params["input_shape"] = (3, size, size)
+    attack = cls(**params)
+    count = spec.get("attack_identities") or splits.num_classes
+    classes = list(range(min(count, splits.num_classes)))
+    info: dict[str, Any] = {"classes": len(classes), "data": splits.record()}
+    prior = None
+    if attack.needs_prior:
+        prior = build_supplied_prior(spec["prior"], size, 3, ctx.device)
+        save_prior_samples(prior, out / "prior_samples.png", n=16, seed=seed)
+        info["prior"] = f"{spec['prior']['kind']} supplied by the suite ({type(prior).__name__})"
+
+    started = time.perf_counter()
+    output = attack.run(target, classes, prior)
+    metrics = {"attack_time_s": time.perf_counter() - started}
+
+    student = spec["student"]
+
+    def make_student(num_classes: int) -> torch.nn.Module:
+        return build_classifier(student["name"], student["params"], 3, size, num_classes)
+
+    threads = data["num_workers"]
+    train_images, train_labels = private_images(splits, "train", size, threads)
+    test_images, test_labels = private_images(splits, "test", size, threads)
+    private = PrivateData(train_images, train_labels, test_images, test_labels)
+    return measure_attack(spec, attack, output, evaluation, private, make_student,
+                          splits.num_classes, out, ctx, TaskResult(metrics, {}, info),
+                          facenet_weights=spec["privacy"]["facenet_weights"])
