@@ -10,13 +10,13 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark.cache import ArtifactStore
+from benchmark.cache import RESULT_FILE, ArtifactStore
 from benchmark.config import SuiteConfig
 from benchmark.errors import UserError
 from benchmark.jobs import STAGES, Job
 from benchmark.pipelines import PIPELINES, Pipeline, Report
 from benchmark.progress import ProgressView
-from benchmark.runner import Outcome, StageRunner
+from benchmark.runner import Outcome, StageRunner, check_stages_feasible
 from benchmark.state import Invocation, InvocationStore, ResultsLock, now
 from benchmark.tracking import Tracker, default_tracking_uri
 
@@ -55,6 +55,9 @@ def run_suite(config: SuiteConfig, options: RunOptions) -> RunSummary:
     jobs = pipeline.plan(config)
     tracking_uri = options.tracking_uri or default_tracking_uri(results)
     progress = options.progress or ProgressView()
+    check_stages_feasible({job.stage: getattr(config.resources, job.stage) for job in jobs
+                           if not (results / "cache" / job.key / RESULT_FILE).is_file()},
+                          options.address)
     with ResultsLock(results):
         invocations = InvocationStore(results)
         invocation = _invocation(invocations, config, tracking_uri, options.resume)

@@ -11,6 +11,7 @@ from typing import Any
 
 from benchmark.cache import ArtifactStore
 from benchmark.config import Resources
+from benchmark.errors import UserError
 from benchmark.jobs import Job
 
 log = logging.getLogger("lsmia_bench")
@@ -49,6 +50,41 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
         ray.init(address=address, **kwargs)
     else:
         ray.init(num_cpus=num_cpus, **kwargs)
+
+
+def node_fits(nodes: list[dict[str, float]], cpu: float, gpu: float) -> bool:
+    """Whether one node of ``nodes`` (each node's total resources, Ray's ``CPU``/``GPU``
+    keys) has ``cpu`` CPUs and ``gpu`` GPUs for one trial."""
+    return any(node.get("CPU", 0) >= cpu and node.get("GPU", 0) >= gpu for node in nodes)
+
+
+def check_feasible(stage: str, resources: Resources) -> None:
+    """UserError when no node of the Ray cluster can ever run one trial of ``stage``: Ray
+    would otherwise wait for resources that never come (e.g. ``gpu: 1`` on a CPU machine)."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if node_fits(nodes, resources.cpu, resources.gpu):
+        return
+    largest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+    field = "gpu" if resources.gpu > largest.get("GPU", 0) else "cpu"
+    have = largest.get(field.upper(), 0)
+    raise UserError(f"resources.{stage}.{field}", getattr(resources, field),
+                    f"Ask for at most {have:g} (--set resources.{stage}.{field}={have:g}; "
+                    f"gpu 0 runs on the CPU), or run on a machine or Ray cluster (--address) "
+                    "that has it.",
+                    problem=f"no node of the Ray cluster has that many {field.upper()}s "
+                    f"(the largest has {have:g})")
+
+
+def check_stages_feasible(stages: dict[str, Resources], address: str | None) -> None:
+    """Before anything is recorded: every stage with trials to run fits on some node (starts
+    or joins Ray only when ``stages`` is not empty)."""
+    if not stages:
+        return
+    init_ray(address)
+    for stage, resources in stages.items():
+        check_feasible(stage, resources)
 
 
 class StageRunner:

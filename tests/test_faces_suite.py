@@ -148,3 +148,12 @@ def test_attack_needing_a_discriminator_is_refused(run_cli, tmp_path, fake_data_
 def test_smoke_needs_a_suite_with_a_smoke_version(run_cli, tmp_path, args, fragment):
     result = run_cli("run", *args, "--results", tmp_path / "r")
     _one_line_error(result, fragment)
+
+
+def test_trial_no_node_can_run_is_refused(ray_cluster, run_cli, tmp_path, fake_data_home):
+    """gpu: 1 on a cluster without GPUs would leave Ray waiting forever."""
+    result = run_cli("run", "--suite", "faces", "--smoke", "--results", tmp_path / "r",
+                     "--set", "resources.prerequisites.gpu=1")
+    _one_line_error(result, "resources.prerequisites.gpu", "no node of the Ray cluster",
+                    "GPUs")
+    assert not (tmp_path / "r").exists()  # refused before anything was recorded
