@@ -157,3 +157,15 @@ def test_trial_no_node_can_run_is_refused(ray_cluster, run_cli, tmp_path, fake_d
     _one_line_error(result, "resources.prerequisites.gpu", "no node of the Ray cluster",
                     "GPUs")
     assert not (tmp_path / "r").exists()  # refused before anything was recorded
+
+
+@pytest.mark.parametrize(("params", "fragment"), [
+    ("{pretrained: true, weights: /no/such/resnet18.pth}", "ImageNet weights file"),
+    ("{pretrained: false, weights: /no/such/resnet18.pth}", "given with pretrained false"),
+])
+def test_bad_imagenet_weights_are_refused_before_any_trial(run_cli, tmp_path, fake_data_home,
+                                                           params, fragment):
+    result = run_cli("run", "--suite", "faces", "--smoke", "--results", tmp_path / "r",
+                     "--set", f"target.params={params}")
+    _one_line_error(result, "target.params", fragment, "/no/such/resnet18.pth")
+    assert not (tmp_path / "r").exists()

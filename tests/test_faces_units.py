@@ -444,3 +444,11 @@ def test_train_face_classifier_is_reproducible(tmp_path, monkeypatch):
         assert torch.equal(states[0][key], states[1][key]), key
     assert results[0].series["train_loss"] == results[1].series["train_loss"]
     assert results[0].metrics["test_accuracy"] == results[1].metrics["test_accuracy"]
+
+
+def test_generated_celeba_caps_identities_at_those_generated(tmp_path, monkeypatch):
+    """The faces suite's default num_identities (1000, paper) on a generated set of 4."""
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    splits = load_face_splits(data_section("celeba", num_identities=1000))
+    assert splits.num_classes == 4
+    assert len(load_face_splits(data_section("celeba", num_identities=3)).classes) == 3

@@ -64,5 +64,8 @@ def load_face_splits(data: dict[str, Any]) -> FaceSplits:
                               **common)
     from benchmark.data.celeba import IMAGE_FOLDER, load_celeba
 
-    return load_celeba(root, num_identities=data["num_identities"],
+    count = data["num_identities"]
+    if data.get("generate"):  # a generated set has only so many identities
+        count = min(count, data["generate"]["identities"])
+    return load_celeba(root, num_identities=count,
                        image_folder=data.get("image_folder") or IMAGE_FOLDER, **common)

@@ -1,8 +1,8 @@
 """delta_face: the delta metric in FaceNet space (facenet-pytorch InceptionResnetV1, VGGFace2).
 
-The weights are never downloaded: they come from an explicit path or from the torch hub cache
-(``torch.hub.get_dir()/checkpoints/20180402-114759-vggface2.pt``, where facenet-pytorch puts
-them). Without them :func:`delta_face` returns None and the caller records the metric as
+The weights are never downloaded: they come from an explicit path, the torch hub cache
+(``torch.hub.get_dir()/checkpoints/20180402-114759-vggface2.pt``) or facenet-pytorch's own
+download folder (``$TORCH_HOME/checkpoints/``). Without them :func:`delta_face` returns None and the caller records the metric as
 missing. ``weights="random"`` (smoke runs only) uses a seeded random initialisation, so that
 the code path runs without the file; its values mean nothing and the record says so.
 """
@@ -28,11 +28,16 @@ RANDOM_WEIGHTS = "random"
 
 def find_facenet_weights(path: str | Path | None = None,
                          field: str = "privacy.facenet_weights") -> Path | str | None:
-    """The explicit file (UserError if it does not exist), ``"random"``, or the hub cache
-    file, else None."""
+    """The explicit file (UserError if it does not exist), ``"random"``, or the cached file,
+    else None. Cached: the torch hub folder or ``$TORCH_HOME/checkpoints``, where
+    facenet-pytorch's own download puts it."""
     if path == RANDOM_WEIGHTS:
         return RANDOM_WEIGHTS
-    return find_weights(path, FACENET_WEIGHTS, field)
+    found = find_weights(path, FACENET_WEIGHTS, field)
+    if found is None:
+        own = Path(torch.hub.get_dir()).parent / "checkpoints" / FACENET_WEIGHTS
+        found = own if own.is_file() else None
+    return found
 
 
 def facenet_weights_note(path: Path | str | None) -> str:

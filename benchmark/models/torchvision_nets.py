@@ -98,6 +98,9 @@ class TorchvisionClassifier(nn.Module):
         if network_size < self.min_input_size:
             raise ValueError(f"{self.arch} needs inputs of at least {self.min_input_size} px, "
                              f"got {network_size} (set resize_to or a larger image_size)")
+        if weights and not pretrained:
+            raise ValueError(f"weights {weights} given with pretrained false; set pretrained "
+                             "true to use them, or drop weights")
         self.in_channels = in_channels
         self.image_size = image_size
         mean, std = NORMALIZATIONS[normalization]

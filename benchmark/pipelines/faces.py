@@ -180,9 +180,8 @@ class FacesPipeline(ImagePipeline):
         splits = load_face_splits(face_data_spec(config))  # data present and well formed
         size, classes = config.data.image_size, splits.num_classes
         for field, arch in (("target", config.target), ("evaluation", config.evaluation)):
-            build_classifier(arch.name, arch.params | {"pretrained": False}
-                             if arch.name in TORCHVISION else arch.params, 3, size, classes,
-                             field=field)
+            # With their real parameters: a named ImageNet weights file must exist now.
+            build_classifier(arch.name, arch.params, 3, size, classes, field=field)
         for index, spec in enumerate(config.attacks):
             cls = ATTACKS.get(spec.name, field=f"attacks[{index}].name")
             if cls.needs_discriminator:
