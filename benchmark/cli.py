@@ -20,6 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Benchmark defenses against model inversion attacks.")
 console = Console()
 err_console = Console(stderr=True)
+EXIT_INTERRUPTED = 130
 
 from leaderboard.cli import leaderboard_app  # noqa: E402
 
@@ -222,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Without standalone mode click returns typer.Exit's code instead of raising it.
         code = app(args=argv, standalone_mode=False)
+        if code == EXIT_INTERRUPTED:  # typer turns Ctrl+C into this code
+            err_console.print("interrupted; finished trials are kept, continue with --resume")
         if isinstance(code, int) and code:
             return code
     except UserError as exc:
@@ -231,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted; finished trials are kept, continue with --resume")
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:
         # Usage errors of typer's bundled click (bad option values): exit 2 with click's message.
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):

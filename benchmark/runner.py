@@ -44,6 +44,9 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
         return
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # Ctrl+C must stop the whole run (marked interrupted, continued with --resume); Tune's own
+    # handler would end only the current stage and let the next one start.
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                               "logging_level": logging.WARNING, "configure_logging": False}
     if address:
@@ -160,14 +163,20 @@ class StageRunner:
                 failure_config=tune.FailureConfig(max_failures=0),
             ),
         )
+        stopped = ""
         try:
             tuner.fit()
+        except (RuntimeError, OSError) as exc:
+            # Ray itself failed under a trial (e.g. its memory monitor killed the worker):
+            # the trials without an outcome fail with Ray's reason; the run goes on.
+            stopped = " ".join(str(exc).split())[:500]
+            log.error("stage %s: Ray stopped: %s", stage, stopped)
         finally:
             _DRIVER_SINKS.pop(token, None)
         for key, job in by_key.items():
             if key not in outcomes:  # e.g. the trial never started
                 outcome = Outcome(job, "failed", error=self.store.load_failure(key)
-                                  or "trial did not run")
+                                  or (f"Ray: {stopped}" if stopped else "trial did not run"))
                 outcomes[key] = outcome
                 self.on_outcome(outcome)
         return outcomes

@@ -153,3 +153,33 @@ def test_killed_run_resumes_without_retraining(tmp_path, ray_cluster, run_cli):
     mine = _children_of(children, parents[0])
     stages = sorted(c.data.tags["lsmia.stage"] for c in mine)
     assert stages == ["attacks"] * 3 + ["targets"] * 3  # nothing lost, nothing logged twice
+
+
+def test_ctrl_c_stops_the_whole_run(tmp_path, ray_cluster):
+    """SIGINT (Ctrl+C) during the targets stage ends the run: exit 130 with a hint, the run
+    marked interrupted, and the attack stage never starts (Tune alone would end only the
+    stage and go on)."""
+    results = tmp_path / "res"
+    cmd = [sys.executable, "-m", "benchmark.cli", "run", "--suite", "toy", "--results",
+           str(results), "--address", ray_cluster, "--set", "training.iterations=500000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True, env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 180
+        while not list((results / "ray").glob("*-targets")) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.5)
+        time.sleep(3)
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err.decode()[-2000:]
+    assert "interrupted; finished trials are kept, continue with --resume" in err.decode()
+    state = json.loads(next((results / "invocations").glob("*.json")).read_text())
+    assert state["status"] == "interrupted"
+    assert not list((results / "ray").glob("*-attacks"))
+    parents, _ = _runs(results)
+    assert [p.info.status for p in parents] == ["KILLED"]
