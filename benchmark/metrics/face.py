@@ -2,9 +2,10 @@
 
 The weights are never downloaded: they come from an explicit path, the torch hub cache
 (``torch.hub.get_dir()/checkpoints/20180402-114759-vggface2.pt``) or facenet-pytorch's own
-download folder (``$TORCH_HOME/checkpoints/``). Without them :func:`delta_face` returns None and the caller records the metric as
-missing. ``weights="random"`` (smoke runs only) uses a seeded random initialisation, so that
-the code path runs without the file; its values mean nothing and the record says so.
+download folder (``$TORCH_HOME/checkpoints/``). Without them :func:`delta_face` returns None
+and the caller records the metric as missing. ``weights="random"`` (smoke runs only) uses a
+seeded random initialisation, so that the code path runs without the file; its values mean
+nothing and the record says so.
 """
 
 from __future__ import annotations

@@ -9,12 +9,10 @@ trained here. Trained models are stored in the image pipeline's format, so
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from attacks import ATTACKS
@@ -29,14 +27,11 @@ from benchmark.data.face_folders import (
     face_train_transform,
 )
 from benchmark.data.face_suite import load_face_splits
-from benchmark.embedding import embedding_table, save_embedding_figure
 from benchmark.metrics.evaluate import PrivateData
 from benchmark.metrics.utility import accuracy
 from benchmark.models import build_classifier
 from benchmark.pipelines.image_attack_tasks import measure_attack
 from benchmark.pipelines.image_tasks import (
-    MODEL_FILE,
-    MODEL_SPEC_FILE,
     _features,
     build_defense,
     build_model,
@@ -44,6 +39,7 @@ from benchmark.pipelines.image_tasks import (
     load_image_classifier,
     make_optimizer,
     make_scheduler,
+    record_training,
 )
 from benchmark.training import TrainingHistory, predict, train_classifier
 
@@ -98,36 +94,18 @@ def train_face_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: Pa
                                scheduler=make_scheduler(optimizer, training), on_epoch=on_epoch,
                                precision=training["precision"])
     fit_time = time.perf_counter() - started
-    torch.save(model.state_dict(), out / MODEL_FILE)
-    (out / MODEL_SPEC_FILE).write_text(json.dumps(model_spec, indent=2))
-
     train_images, train_labels = private_images(splits, "train", size, data["num_workers"])
     metrics = classifier_metrics(model, train_images, train_labels, test_images, test_labels)
     shown = torch.isin(test_labels, torch.arange(EMBEDDING_CLASSES))
-    features = _features(model, test_images[shown]).numpy()
-    labels = test_labels[shown].numpy()
-    np.savez_compressed(out / "features.npz", features=features, labels=labels)
-    table = embedding_table(features, labels, list(range(splits.num_classes)), seed)
-    table.to_csv(out / "embedding.csv", index=False)
-    title = (f"{spec['model']['name']} {defense.label()} seed={seed}: "
-             f"silhouette {metrics['class_separation']:.3f}")
-    save_embedding_figure(table, title, out / "embedding.png")
-    series = history.as_series() | {"test_accuracy_by_epoch": test_curve}
-    if alpha_curve:
-        series["ls_alpha"] = alpha_curve
     pretraining = next((m.pretraining for m in model.modules() if hasattr(m, "pretraining")),
                        None)
-    return TaskResult(
-        metrics=metrics | {"fit_time_s": fit_time, "epochs": float(training["epochs"]),
-                           "final_train_loss": history.train_loss[-1]},
-        series=series,
-        info={"class_separation": "silhouette score (Euclidean) of penultimate features of "
-                                  "the private test split",
-              "embedding": f"test images of the first {EMBEDDING_CLASSES} identities",
-              "ece_bins": 15, "data": splits.record(),
-              "precision": training["precision"] or "fp32",
-              "pretraining": pretraining or "not a torchvision network"},
-    )
+    return record_training(
+        out, model, model_spec, spec, defense, metrics, _features(model, test_images[shown]),
+        test_labels[shown], list(range(splits.num_classes)), history, test_curve, alpha_curve,
+        fit_time,
+        {"embedding": f"test images of the first {EMBEDDING_CLASSES} identities",
+         "data": splits.record(), "precision": training["precision"] or "fp32",
+         "pretraining": pretraining or "not a torchvision network"})
 
 
 def attack_face_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path,

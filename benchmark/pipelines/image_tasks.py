@@ -113,14 +113,29 @@ def train_image_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: P
                                num_classes=splits.num_classes, ctx=ctx,
                                scheduler=make_scheduler(optimizer, training), on_epoch=on_epoch)
     fit_time = time.perf_counter() - started
+    metrics = evaluate_classifier(model, splits)
+    features = _features(model, splits.private_test)
+    return record_training(
+        out, model, model_spec, spec, defense, metrics, features, splits.private_test_labels,
+        splits.private_classes, history, test_curve, alpha_curve, fit_time,
+        {"num_classes": splits.num_classes, "train_images": len(splits.private_train),
+         "test_images": len(splits.private_test)})
+
+
+def record_training(out: Path, model: nn.Module, model_spec: dict[str, Any],
+                    spec: dict[str, Any], defense: Defense, metrics: dict[str, float],
+                    features: torch.Tensor, labels: torch.Tensor, class_ids: list[int],
+                    history: TrainingHistory, test_curve: list[float],
+                    alpha_curve: list[float], fit_time: float,
+                    info: dict[str, Any]) -> TaskResult:
+    """Save ``model.pt`` + ``model.json``, the test features, their embedding table and figure;
+    the training task's result (metrics, curves, ``info`` added to the shared facts)."""
+    seed = int(spec["seed"])
     torch.save(model.state_dict(), out / MODEL_FILE)
     (out / MODEL_SPEC_FILE).write_text(json.dumps(model_spec, indent=2))
-
-    metrics = evaluate_classifier(model, splits)
-    features = _features(model, splits.private_test).numpy()
-    labels = splits.private_test_labels.numpy()
-    np.savez_compressed(out / "features.npz", features=features, labels=labels)
-    table = embedding_table(features, labels, splits.private_classes, seed)
+    features_np, labels_np = features.numpy(), labels.numpy()
+    np.savez_compressed(out / "features.npz", features=features_np, labels=labels_np)
+    table = embedding_table(features_np, labels_np, class_ids, seed)
     table.to_csv(out / "embedding.csv", index=False)
     title = (f"{spec['model']['name']} {defense.label()} seed={seed}: "
              f"silhouette {metrics['class_separation']:.3f}")
@@ -129,14 +144,11 @@ def train_image_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: P
     if alpha_curve:
         series["ls_alpha"] = alpha_curve
     return TaskResult(
-        metrics=metrics | {"fit_time_s": fit_time, "epochs": float(training["epochs"]),
+        metrics=metrics | {"fit_time_s": fit_time, "epochs": float(spec["training"]["epochs"]),
                            "final_train_loss": history.train_loss[-1]},
         series=series,
         info={"class_separation": "silhouette score (Euclidean) of penultimate features of "
-                                  "the private test split",
-              "ece_bins": ECE_BINS, "num_classes": splits.num_classes,
-              "train_images": len(splits.private_train),
-              "test_images": len(splits.private_test)},
+                                  "the private test split", "ece_bins": ECE_BINS} | info,
     )
 
 
