@@ -33,7 +33,8 @@ class FeatureSpace:
 @torch.no_grad()
 def penultimate_features(model: nn.Module, images: torch.Tensor,
                          batch_size: int = 256) -> torch.Tensor:
-    """``model.embed(x)`` (penultimate features of lsmia-bench classifiers), batched, on CPU."""
+    """``model.embed(x)`` (penultimate features of lsmia-bench classifiers), batched, on CPU;
+    ``images`` is a tensor or anything sliced like one (``LazyImages``)."""
     model.eval()
     device = next(model.parameters()).device
     embed = getattr(model, "embed", None)

@@ -28,11 +28,11 @@ from benchmark.data.face_folders import (
 )
 from benchmark.data.face_suite import load_face_splits
 from benchmark.metrics.evaluate import PrivateData
+from benchmark.metrics.features import penultimate_features
 from benchmark.metrics.utility import accuracy
 from benchmark.models import build_classifier
 from benchmark.pipelines.image_attack_tasks import measure_attack
 from benchmark.pipelines.image_tasks import (
-    _features,
     build_defense,
     build_model,
     classifier_metrics,
@@ -99,10 +99,10 @@ def train_face_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: Pa
     shown = torch.isin(test_labels, torch.arange(EMBEDDING_CLASSES))
     pretraining = next((m.pretraining for m in model.modules() if hasattr(m, "pretraining")),
                        None)
+    features = penultimate_features(model, test_images[shown])
     return record_training(
-        out, model, model_spec, spec, defense, metrics, _features(model, test_images[shown]),
-        test_labels[shown], list(range(splits.num_classes)), history, test_curve, alpha_curve,
-        fit_time,
+        out, model, model_spec, spec, defense, metrics, features, test_labels[shown],
+        list(range(splits.num_classes)), history, test_curve, alpha_curve, fit_time,
         {"embedding": f"test images of the first {EMBEDDING_CLASSES} identities",
          "data": splits.record(), "precision": training["precision"] or "fp32",
          "pretraining": pretraining or "not a torchvision network"})

@@ -21,6 +21,7 @@ from benchmark.context import TaskContext, TaskResult, seed_everything
 from benchmark.data.augment import augment_images, shuffled_batches
 from benchmark.data.images import ImageSplits, load_image_splits
 from benchmark.embedding import embedding_table, save_embedding_figure
+from benchmark.metrics.features import penultimate_features
 from benchmark.metrics.utility import accuracy, class_separation, expected_calibration_error
 from benchmark.models import build_classifier
 from benchmark.training import TrainingHistory, predict, train_classifier
@@ -114,7 +115,7 @@ def train_image_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: P
                                scheduler=make_scheduler(optimizer, training), on_epoch=on_epoch)
     fit_time = time.perf_counter() - started
     metrics = evaluate_classifier(model, splits)
-    features = _features(model, splits.private_test)
+    features = penultimate_features(model, splits.private_test)
     return record_training(
         out, model, model_spec, spec, defense, metrics, features, splits.private_test_labels,
         splits.private_classes, history, test_curve, alpha_curve, fit_time,
@@ -152,14 +153,6 @@ def record_training(out: Path, model: nn.Module, model_spec: dict[str, Any],
     )
 
 
-@torch.no_grad()
-def _features(model: nn.Module, images: Any, batch_size: int = 512) -> torch.Tensor:
-    model.eval()
-    device = next(model.parameters()).device
-    return torch.cat([model.embed(images[i:i + batch_size].to(device)).cpu()
-                      for i in range(0, len(images), batch_size)])
-
-
 def evaluate_classifier(model: nn.Module, splits: ImageSplits) -> dict[str, float]:
     """Test accuracy, train accuracy (eval mode), ECE (15 bins), class separation (private)."""
     return classifier_metrics(model, splits.private_train, splits.private_train_labels,
@@ -175,7 +168,8 @@ def classifier_metrics(model: nn.Module, train_images: Any, train_labels: torch.
         "test_accuracy": accuracy(logits, test_labels),
         "final_train_accuracy": accuracy(predict(model, train_images), train_labels),
         "ece": expected_calibration_error(logits.softmax(1), test_labels, bins=ECE_BINS),
-        "class_separation": class_separation(_features(model, test_images), test_labels),
+        "class_separation": class_separation(penultimate_features(model, test_images),
+                                         test_labels),
     }
 
 
