@@ -12,9 +12,10 @@ in the same folder layout: the smoke mode (``faces-smoke``, or ``run --suite fac
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
 from attacks import ATTACKS
 from attacks.priors.supplied import (
@@ -40,6 +41,15 @@ TRAIN_TASK = "benchmark.pipelines.face_tasks:train_face_classifier"
 ATTACK_TASK = "benchmark.pipelines.face_tasks:attack_face_target"
 
 
+def absolute_path(path: str | None) -> str | None:
+    """A user's path made absolute: trials run in other working directories (Ray)."""
+    return str(Path(path).expanduser().resolve()) if path else path
+
+
+#: A path made absolute when the config is read.
+UserPath = Annotated[str | None, AfterValidator(absolute_path)]
+
+
 class GeneratedFaces(Strict):
     """A tiny fake data set in the source's folder layout (smoke runs); see
     ``benchmark/data/fake_faces.py``."""
@@ -53,7 +63,7 @@ class GeneratedFaces(Strict):
 class FaceData(Strict):
     source: Literal["facescrub", "celeba"]
     #: The data set's folder; null with ``generate`` set.
-    root: str | None = None
+    root: UserPath = None
     #: CelebA only: the image folder, relative to ``root`` or absolute (the paper's face crops).
     image_folder: str | None = None
     train_fraction: float = Field(0.9, gt=0, lt=1)
@@ -67,13 +77,6 @@ class FaceData(Strict):
     num_workers: int = Field(8, ge=0)
     generate: GeneratedFaces | None = None
 
-    @field_validator("root")
-    @classmethod
-    def _absolute(cls, root: str | None) -> str | None:
-        from pathlib import Path
-
-        # Trials run in other working directories (Ray), so relative paths are resolved here.
-        return str(Path(root).expanduser().resolve()) if root else root
 
 
 class FaceAugmentation(Strict):
@@ -108,8 +111,8 @@ class SuppliedPrior(Strict):
     """The generator PPA searches (``attacks/priors/supplied.py``)."""
 
     kind: Literal["stylegan2_ada", "module", "tiny_stylegan"] = "stylegan2_ada"
-    checkpoint: str | None = None
-    stylegan_repo: str | None = None
+    checkpoint: UserPath = None
+    stylegan_repo: UserPath = None
     generator: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     latent_dim: int = Field(512, ge=1)
@@ -119,12 +122,6 @@ class SuppliedPrior(Strict):
     single_w: bool = True
     center_crop: int | None = Field(800, ge=1)
 
-    @field_validator("checkpoint", "stylegan_repo")
-    @classmethod
-    def _absolute(cls, path: str | None) -> str | None:
-        from pathlib import Path
-
-        return str(Path(path).expanduser().resolve()) if path else path
 
 
 class FacePrivacy(Privacy):
@@ -194,8 +191,10 @@ class FacesPipeline(ImagePipeline):
 
         def probe() -> tuple[Any, Any, Any, int]:
             """A small untrained target and random faces, to run each defense once."""
-            params = config.target.params | ({"pretrained": False}
-                                             if config.target.name in TORCHVISION else {})
+            from benchmark.models.torchvision_nets import TORCHVISION_ARCHITECTURES
+
+            params = config.target.params | ({"pretrained": False} if config.target.name
+                                             in TORCHVISION_ARCHITECTURES else {})
             model = build_classifier(config.target.name, params, 3, size, classes,
                                      field="target")
             labels = torch.arange(4) % classes
@@ -213,7 +212,3 @@ class FacesPipeline(ImagePipeline):
                                extra={"attack_identities": config.attack_identities})
         return [*prerequisites.values(), *targets, *attacks]
 
-
-#: Architectures that take ``pretrained`` (checks and probes build them without weights).
-TORCHVISION = {"resnet18", "resnet50", "resnet152", "densenet121", "densenet169",
-               "inception_v3"}
