@@ -79,8 +79,11 @@ def test_smoke_run_end_to_end(ray_cluster, run_cli, tmp_path, fake_data_home):
     assert "faces-smoke" in (site / "index.html").read_text()
 
 
-def _one_line_error(result, *fragments: str) -> str:
+def _one_line_error(result, *fragments: str, results: Path | None = None) -> str:
+    """Exit 2, one line naming the fragments, and (``results``) no results folder written."""
     assert result.code == 2, result.out + result.err
+    if results is not None:
+        assert not results.exists(), sorted(p.name for p in results.iterdir())
     message = result.err.strip()
     assert "Traceback" not in result.out + result.err
     for fragment in fragments:
@@ -99,7 +102,7 @@ def test_missing_folder_names_path_layout_and_source(run_cli, tmp_path):
     result = run_cli("run", "--suite", "faces", "--data-root", missing,
                      "--results", tmp_path / "r")
     _one_line_error(result, "data.root", str(missing), "actors/faces/<Identity_Name>",
-                    "vintage.winklerbros.net/facescrub.html")
+                    "vintage.winklerbros.net/facescrub.html", results=tmp_path / "r")
 
 
 def test_incomplete_facescrub_is_refused(run_cli, tmp_path):
@@ -107,7 +110,7 @@ def test_incomplete_facescrub_is_refused(run_cli, tmp_path):
                                size=16)
     result = run_cli("run", "--suite", "faces", "--data-root", root,
                      "--results", tmp_path / "r")
-    _one_line_error(result, "found 4 identity folders, expected 530")
+    _one_line_error(result, "found 4 identity folders, expected 530", results=tmp_path / "r")
 
 
 def test_missing_celeba_files_are_named(run_cli, tmp_path):
@@ -116,7 +119,7 @@ def test_missing_celeba_files_are_named(run_cli, tmp_path):
     result = run_cli("run", "--suite", "faces", "--data-root", root, "--set",
                      "data.source=celeba", "--results", tmp_path / "r")
     _one_line_error(result, "identity_CelebA.txt", "img_align_celeba",
-                    "mmlab.ie.cuhk.edu.hk/projects/CelebA.html")
+                    "mmlab.ie.cuhk.edu.hk/projects/CelebA.html", results=tmp_path / "r")
 
 
 def test_missing_generator_files_are_named(run_cli, tmp_path):
@@ -126,19 +129,19 @@ def test_missing_generator_files_are_named(run_cli, tmp_path):
               "--set", "data.expected_identities=null", "--set", "defenses=[{name: none}]",
               "--set", "data.image_size=32"]
     result = run_cli(*common)
-    _one_line_error(result, "prior.checkpoint", "ffhq.pkl")
+    _one_line_error(result, "prior.checkpoint", "ffhq.pkl", results=tmp_path / "r")
     checkpoint = tmp_path / "ffhq.pkl"
     checkpoint.write_bytes(b"not read before the code is there")
     result = run_cli(*common, "--set", f"prior.checkpoint={checkpoint}", "--set",
                      f"prior.stylegan_repo={tmp_path / 'stylegan2-ada-pytorch'}")
     _one_line_error(result, "prior.stylegan_repo", "dnnlib", "legacy.py",
-                    "github.com/NVlabs/stylegan2-ada-pytorch")
+                    "github.com/NVlabs/stylegan2-ada-pytorch", results=tmp_path / "r")
 
 
 def test_attack_needing_a_discriminator_is_refused(run_cli, tmp_path, fake_data_home):
     result = run_cli("run", "--suite", "faces", "--smoke", "--results", tmp_path / "r",
                      "--set", "attacks=[{name: gmi}]")
-    _one_line_error(result, "attacks[0].name", "gmi", "discriminator")
+    _one_line_error(result, "attacks[0].name", "gmi", "discriminator", results=tmp_path / "r")
 
 
 @pytest.mark.parametrize(("args", "fragment"), [
@@ -147,7 +150,7 @@ def test_attack_needing_a_discriminator_is_refused(run_cli, tmp_path, fake_data_
 ])
 def test_smoke_needs_a_suite_with_a_smoke_version(run_cli, tmp_path, args, fragment):
     result = run_cli("run", *args, "--results", tmp_path / "r")
-    _one_line_error(result, fragment)
+    _one_line_error(result, fragment, results=tmp_path / "r")
 
 
 def test_trial_no_node_can_run_is_refused(ray_cluster, run_cli, tmp_path, fake_data_home):
