@@ -14,25 +14,13 @@ Contract for every attack:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from benchmark.component import Component
-
-
-@dataclass
-class AttackOutput:
-    reconstructions: torch.Tensor
-    """Shape (N, *input_shape): the attack's final samples, in the target's input space."""
-    labels: torch.Tensor
-    """Shape (N,): the class each reconstruction was made for."""
-    trace: dict[str, Any] = field(default_factory=dict)
-    """Optimisation trace of one run: ``gradients`` (T, S, ...) gradients of the optimised
-    variable (latent or input) for S tracked samples at each of T steps, ``loss`` (T,) mean
-    total loss per step, and attack-specific curves."""
+from lsmia_bench.kernel.attack_output import AttackOutput
+from lsmia_bench.kernel.component import Component
 
 
 class Attack(Component):
@@ -55,14 +43,14 @@ class Attack(Component):
     def require_prior(self, prior: nn.Module | None) -> Any:
         """The prior as a GeneratorPrior; a bare ``nn.Module`` latent -> image is refused
         with a message saying how to wrap it."""
-        from attacks.priors.base import GeneratorPrior
+        from lsmia_bench.attacks.priors.base import GeneratorPrior
 
         if isinstance(prior, GeneratorPrior):
             return prior
         raise TypeError(
             f"attack {self.name!r} needs a generator prior: wrap your generator as "
-            "attacks.priors.base.GeneratorPrior(generator, latent_shape=..., image_size=..., "
-            f"channels=...), got {type(prior).__name__}"
+            "lsmia_bench.attacks.priors.base.GeneratorPrior(generator, latent_shape=..., "
+            f"image_size=..., channels=...), got {type(prior).__name__}"
         )
 
     def prepare(self, target: nn.Module, prior: nn.Module | None) -> tuple[Any, torch.device]:

@@ -7,10 +7,9 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
+from lsmia_bench.attacks.base import Attack, AttackOutput
 from pydantic import Field
 from torch import nn
-
-from attacks.base import Attack, AttackOutput
 
 
 class KEDMI(Attack):

@@ -6,12 +6,11 @@ from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import torch
+from lsmia_bench.attacks.base import Attack, AttackOutput, model_device
+from lsmia_bench.attacks.losses import class_confidence, poincare_loss
 from pydantic import Field, model_validator
 from torch import nn
 from torchvision.transforms import v2
-
-from attacks.base import Attack, AttackOutput, model_device
-from attacks.losses import class_confidence, poincare_loss
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 

@@ -1,3 +1,2 @@
-"""lsmia-bench: a benchmark suite and leaderboard for defenses against model inversion attacks."""
-
-__version__ = "0.1.0"
+"""Running suites: typed configs, planning, Ray Tune execution, MLflow recording, and the data,
+models and metrics the tasks use."""

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from lsmia_bench.benchmark.jobs import content_hash
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from benchmark.component import Component, build_component, user_error_from_validation
-from benchmark.errors import UserError
-from benchmark.jobs import content_hash
-from benchmark.registry import Registry, is_path_reference
+from lsmia_bench.kernel.component import Component, build_component, user_error_from_validation
+from lsmia_bench.kernel.errors import UserError
+from lsmia_bench.kernel.registry import Registry, is_path_reference
 
 
 class Strict(BaseModel):
@@ -96,7 +96,7 @@ def suite_names() -> list[str]:
 
 
 def _config_dir() -> Any:
-    return resources.files("configs")
+    return resources.files("lsmia_bench.configs")
 
 
 def read_suite_file(suite: str | None, config_file: Path | None) -> tuple[dict[str, Any], str]:
@@ -196,7 +196,7 @@ def build_components(
     Each defense is also run once on a tiny model (``probe``: the pipeline's own, see
     :func:`benchmark.plugin_check.check_component`), so a broken plug-in fails here.
     """
-    from benchmark.plugin_check import check_component
+    from lsmia_bench.benchmark.plugin_check import check_component
 
     built = []
     for index, spec in enumerate(specs):

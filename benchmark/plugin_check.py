@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from benchmark.errors import UserError
+from lsmia_bench.kernel.errors import UserError
 
 #: The methods of the defense interface (see :mod:`defenses.base`).
 DEFENSE_METHODS = ("wrap_model", "feature_layers", "loss")
@@ -64,7 +64,7 @@ def check_component(component: Any, field: str, name: str, probe: Probe | None =
     ``probe`` lets a pipeline check against its own architecture, so that hyper-parameters
     naming its layers (e.g. BiDO's ``layers``) are checked against the real names.
     """
-    from defenses.base import Defense
+    from lsmia_bench.defenses.base import Defense
 
     if not isinstance(component, Defense):
         return
@@ -123,8 +123,8 @@ def _check_methods(cls: type, field: str, name: str) -> None:
 
 def _run_once(defense: Any, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
               num_classes: int, field: str, name: str) -> None:
-    from benchmark.training import capture_features
-    from defenses.base import LossInputs
+    from lsmia_bench.benchmark.training import capture_features
+    from lsmia_bench.defenses.base import LossInputs
 
     step = "wrap_model()"
     try:

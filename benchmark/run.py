@@ -10,15 +10,16 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark.cache import RESULT_FILE, ArtifactStore
-from benchmark.config import SuiteConfig
-from benchmark.errors import UserError
-from benchmark.jobs import STAGES, Job
-from benchmark.pipelines import PIPELINES, Pipeline, Report
-from benchmark.progress import ProgressView
-from benchmark.runner import Outcome, StageRunner, check_stages_feasible
-from benchmark.state import Invocation, InvocationStore, ResultsLock, now
-from benchmark.tracking import Tracker, default_tracking_uri
+from lsmia_bench.benchmark.cache import RESULT_FILE, ArtifactStore
+from lsmia_bench.benchmark.config import SuiteConfig
+from lsmia_bench.benchmark.jobs import STAGES, Job
+from lsmia_bench.benchmark.pipelines import PIPELINES, Pipeline, Report
+from lsmia_bench.benchmark.progress import ProgressView
+from lsmia_bench.benchmark.runner import Outcome, StageRunner, check_stages_feasible
+from lsmia_bench.benchmark.state import Invocation, InvocationStore, ResultsLock, now
+from lsmia_bench.benchmark.tracking import Tracker, default_tracking_uri
+
+from lsmia_bench.kernel.errors import UserError
 
 log = logging.getLogger("lsmia_bench")
 

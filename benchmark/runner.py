@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.cache import ArtifactStore
-from benchmark.config import Resources
-from benchmark.errors import UserError
-from benchmark.jobs import Job
+from lsmia_bench.benchmark.cache import ArtifactStore
+from lsmia_bench.benchmark.config import Resources
+from lsmia_bench.benchmark.jobs import Job
+
+from lsmia_bench.kernel.errors import UserError
 
 log = logging.getLogger("lsmia_bench")
 
@@ -128,9 +129,8 @@ class StageRunner:
         return outcomes
 
     def _run_tune(self, stage: str, jobs: list[Job], resources: Resources) -> dict[str, Outcome]:
+        from lsmia_bench.benchmark.trial import tune_trainable
         from ray import tune
-
-        from benchmark.trial import tune_trainable
 
         # Ray starts only when a stage has work: a fully cached re-run never pays for it.
         init_ray(self.address)

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from benchmark.cache import write_json_atomic
-from benchmark.errors import UserError
+from lsmia_bench.kernel.errors import UserError
+from lsmia_bench.kernel.files import write_json_atomic
 
 
 class ResultsLock:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmark.runner import Outcome
+from lsmia_bench.benchmark.runner import Outcome
 
 log = logging.getLogger("lsmia_bench")
 
@@ -68,7 +68,7 @@ class Tracker:
             "lsmia.config_hash": config_hash, "lsmia.config_source": source,
         })
         self.parent_run_id = run.info.run_id
-        from benchmark.trial import package_versions
+        from lsmia_bench.benchmark.trial import package_versions
 
         self.client.set_tag(self.parent_run_id, "lsmia.versions", json.dumps(package_versions()))
         self._log_params(self.parent_run_id, flatten(config))

@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from lsmia_bench.benchmark.context import TaskContext
+from lsmia_bench.defenses.base import Defense, LossInputs
 from torch import nn
-
-from benchmark.context import TaskContext
-from defenses.base import Defense, LossInputs
 
 Batches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lsmia_bench.benchmark.cache import RESULT_FILE, ArtifactStore
+from lsmia_bench.benchmark.context import TaskContext, TaskResult, resolve_device
+from lsmia_bench.benchmark.jobs import Job
 
-from benchmark.cache import RESULT_FILE, ArtifactStore, write_json_atomic
-from benchmark.context import TaskContext, TaskResult, resolve_device
-from benchmark.jobs import Job
+from lsmia_bench.kernel.files import write_json_atomic
 
 
 class TaskFailed(RuntimeError):

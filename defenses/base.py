@@ -1,6 +1,6 @@
 """The public defense interface: what a built-in or outside defense implements.
 
-A defense is a :class:`benchmark.component.Component`, i.e. a frozen pydantic model:
+A defense is a :class:`kernel.component.Component`, i.e. a frozen pydantic model:
 
 - **Hyper-parameters** are its fields, with defaults and allowed ranges, e.g.
   ``beta: float = Field(0.003, ge=0, description="...")``. A value out of range in a config
@@ -19,7 +19,7 @@ The training loop, optimiser, schedule, epochs and augmentation are the suite's 
 same for every defense; a defense changes only what these three methods change.
 
 Built-in defenses are registered by name in :data:`defenses.DEFENSES`. Outside defenses plug in
-through the entry-point group ``lsmia_bench.defenses`` or a ``path/to/file.py:ClassName``
+through the entry-point group ``defenses`` or a ``path/to/file.py:ClassName``
 reference in a config's ``defenses`` list; both are looked up and checked like the built-ins
 (see :func:`benchmark.plugin_check.check_defense`).
 """
@@ -27,32 +27,12 @@ reference in a config's ``defenses`` list; both are looked up and checked like t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.component import Component
-
-
-@runtime_checkable
-class Classifier(Protocol):
-    """The contract of every classifier in lsmia-bench (targets, wrapped targets, probes).
-
-    ``forward(x)`` returns logits ``(B, C)``; ``embed(x)`` the penultimate features
-    ``(B, feature_dim)``; ``head`` is the final ``nn.Linear`` (``logits = head(embed(x))`` for
-    deterministic models); ``hidden_layers`` names the submodules (``named_modules()``) whose
-    outputs are the hidden blocks, first to last, for defenses such as BiDO.
-    """
-
-    head: nn.Linear
-    feature_dim: int
-    hidden_layers: list[str]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor: ...
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor: ...
+from lsmia_bench.kernel.component import Component
 
 
 @dataclass

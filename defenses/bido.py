@@ -12,17 +12,16 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator, model_validator
-from torch import nn
-
-from benchmark.metrics.dependence import (
+from lsmia_bench.defenses.base import Defense, LossInputs
+from lsmia_bench.defenses.dependence import (
     coco_from_centered,
     doubly_centered,
     hsic_resolvent,
     kernel_matrix,
     normalized_hsic_from_resolvents,
 )
-from defenses.base import Defense, LossInputs
+from pydantic import Field, field_validator, model_validator
+from torch import nn
 
 #: (lambda_x, lambda_y) from the authors' README: CelebA with HSIC (0.05, 0.5) (also
 #: (0.05, 1.0) and (0.05, 2.5)); MNIST with COCO (1, 50).
@@ -37,7 +36,7 @@ class BiDO(Defense):
     dependence between the layer's activations Z_l and the inputs X is pushed down (less to
     invert) and the dependence between Z_l and the one-hot labels Y pushed up (keeps utility).
     dep is measured per batch on flattened inputs and activations
-    (:mod:`benchmark.metrics.dependence`).
+    (:mod:`defenses.dependence`).
 
     Kernels as in the authors' code (``hsic_objective`` / ``coco_objective``): activations and
     inputs always use the Gaussian kernel ``exp(-||a - b||^2 / (2 sigma^2 d))``; ``label_kernel``

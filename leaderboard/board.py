@@ -12,16 +12,16 @@ import json
 import statistics
 from dataclasses import dataclass, field
 
-from leaderboard.columns import (
+from lsmia_bench.leaderboard.columns import (
     RANKING_PRIVACY_METRICS,
     UTILITY_METRIC,
     MetricInfo,
     metric_info,
     ordered_metrics,
 )
-from leaderboard.ranking import Point, leakage, rank_order
-from leaderboard.records import InvocationRecord, Snapshot, TrialRecord, latest_per_job
-from leaderboard.submissions import Submission, merge_trials, parse_all, submission_for
+from lsmia_bench.leaderboard.ranking import Point, leakage, rank_order
+from lsmia_bench.leaderboard.records import InvocationRecord, Snapshot, TrialRecord, latest_per_job
+from lsmia_bench.leaderboard.submissions import Submission, merge_trials, parse_all, submission_for
 
 #: Where an architecture may be recorded, first match wins (labels, then spec keys).
 ARCHITECTURE_KEYS = ("architecture", "model.architecture", "model.name", "model.arch", "model",

@@ -24,15 +24,13 @@ from typing import Any
 
 import jinja2
 import pandas as pd
-
-from benchmark.errors import UserError
-from leaderboard.board import Board, make_board
-from leaderboard.columns import FIXED_COLUMNS, format_value
-from leaderboard.ranking import RANKING_RULE
-from leaderboard.records import fetch_artifact, read_snapshot
-from leaderboard.submissions import submission_views
-from leaderboard.views import curves as curve_charts
-from leaderboard.views import (
+from lsmia_bench.leaderboard.board import Board, make_board
+from lsmia_bench.leaderboard.columns import FIXED_COLUMNS, format_value
+from lsmia_bench.leaderboard.ranking import RANKING_RULE
+from lsmia_bench.leaderboard.records import fetch_artifact, read_snapshot
+from lsmia_bench.leaderboard.submissions import submission_views
+from lsmia_bench.leaderboard.views import curves as curve_charts
+from lsmia_bench.leaderboard.views import (
     entry_figures,
     entry_page,
     entry_results,
@@ -41,6 +39,8 @@ from leaderboard.views import (
     suite_view,
     trial_rows,
 )
+
+from lsmia_bench.kernel.errors import UserError
 
 log = logging.getLogger("lsmia_bench")
 

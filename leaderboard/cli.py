@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from benchmark.errors import UserError
+from lsmia_bench.kernel.errors import UserError
 
 leaderboard_app = typer.Typer(add_completion=False, no_args_is_help=True,
                               help="Build or preview the static leaderboard site.")
@@ -30,7 +30,7 @@ def tracking_uri_for(results: Path, tracking_uri: str | None) -> str:
     """The store to read: the given URI, else the SQLite file ``lsmia-bench run`` writes."""
     if tracking_uri:
         return tracking_uri
-    from benchmark.tracking import default_tracking_uri
+    from lsmia_bench.benchmark.tracking import default_tracking_uri
 
     database = Path(results).resolve() / "mlflow.db"
     if not database.is_file():
@@ -49,7 +49,7 @@ def build(
     out: OutOpt = Path("site"),
 ) -> None:
     """Read every recorded run and write the static site (index, entry pages, downloads)."""
-    from leaderboard.build import build_site
+    from lsmia_bench.leaderboard.build import build_site
 
     uri = tracking_uri_for(results, tracking_uri)
     summary = build_site(uri, out, results_dir=results)

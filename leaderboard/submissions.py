@@ -14,11 +14,11 @@ import logging
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from leaderboard.records import InvocationRecord, TrialRecord
+from lsmia_bench.leaderboard.records import InvocationRecord, TrialRecord
 
 if TYPE_CHECKING:
-    from leaderboard.board import Entry
-    from leaderboard.views import SuiteView
+    from lsmia_bench.leaderboard.board import Entry
+    from lsmia_bench.leaderboard.views import SuiteView
 
 log = logging.getLogger("lsmia_bench")
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from leaderboard.board import Entry, Stat, SuiteBoard
-from leaderboard.charts import Chart, line_chart, tradeoff_chart
-from leaderboard.columns import (
+from lsmia_bench.leaderboard.board import Entry, Stat, SuiteBoard
+from lsmia_bench.leaderboard.charts import Chart, line_chart, tradeoff_chart
+from lsmia_bench.leaderboard.columns import (
     FIXED_COLUMNS,
     UTILITY_METRIC,
     MetricInfo,
@@ -21,7 +21,7 @@ from leaderboard.columns import (
     format_value,
     unit_note,
 )
-from leaderboard.records import MAX_IMAGE_BYTES, Artifact, TrialRecord
+from lsmia_bench.leaderboard.records import MAX_IMAGE_BYTES, Artifact, TrialRecord
 
 
 @dataclass

@@ -22,8 +22,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 def ray_cluster():
     """One local Ray instance shared by every test that runs trials; yields its GCS address."""
     import ray
-
-    from benchmark.runner import init_ray
+    from lsmia_bench.benchmark.runner import init_ray
 
     init_ray(None, num_cpus=2)
     yield ray.get_runtime_context().gcs_address
@@ -51,7 +50,7 @@ class CliResult:
 @pytest.fixture
 def run_cli(capsys):
     """Run ``lsmia-bench ARGS`` in this process (sharing the session's Ray instance)."""
-    from benchmark.cli import main
+    from lsmia_bench.cli import main
 
     def invoke(*args: str) -> CliResult:
         capsys.readouterr()

@@ -11,20 +11,20 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from lsmia_bench.attacks import ATTACKS
+from lsmia_bench.attacks.base import Attack
+from lsmia_bench.attacks.gmi import GMI
+from lsmia_bench.attacks.kedmi import KEDMI
+from lsmia_bench.attacks.losses import poincare_loss, target_confidence, total_variation
+from lsmia_bench.attacks.mi_face import MIFace
+from lsmia_bench.attacks.ppa import PPA, final_selection, initial_selection
+from lsmia_bench.attacks.priors.base import GeneratorPrior
+from lsmia_bench.attacks.priors.kedmi import train_kedmi_gan
+from lsmia_bench.attacks.priors.wgan_gp import train_wgan_gp
 from torch import nn
 
-from attacks import ATTACKS
-from attacks.base import Attack
-from attacks.gmi import GMI
-from attacks.kedmi import KEDMI
-from attacks.losses import poincare_loss, target_confidence, total_variation
-from attacks.mi_face import MIFace
-from attacks.ppa import PPA, final_selection, initial_selection
-from attacks.priors.base import GeneratorPrior
-from attacks.priors.kedmi import train_kedmi_gan
-from attacks.priors.wgan_gp import train_wgan_gp
-from benchmark.component import build_component
-from benchmark.errors import UserError
+from lsmia_bench.kernel.component import build_component
+from lsmia_bench.kernel.errors import UserError
 
 PRIVATE = [0, 1, 2, 3, 4]
 

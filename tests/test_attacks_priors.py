@@ -9,21 +9,21 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from torch import nn
-
-from attacks.grids import save_prior_samples, save_reconstruction_grid
-from attacks.priors import PRIOR_KINDS, GeneratorPrior, adapt_images, load_trained_prior
-from attacks.priors.kedmi import (
+from lsmia_bench.attacks.grids import save_prior_samples, save_reconstruction_grid
+from lsmia_bench.attacks.priors import PRIOR_KINDS, GeneratorPrior, adapt_images, load_trained_prior
+from lsmia_bench.attacks.priors.kedmi import (
     prediction_entropy,
     soft_cross_entropy,
     train_kedmi_gan,
     unlabeled_loss,
 )
-from attacks.priors.nets import ImageGenerator, KPlusOneDiscriminator, WGANCritic
-from attacks.priors.wgan_gp import gradient_penalty, train_wgan_gp
-from benchmark.metrics.privacy import frechet_distance
-from benchmark.registry import import_reference
+from lsmia_bench.attacks.priors.nets import ImageGenerator, KPlusOneDiscriminator, WGANCritic
+from lsmia_bench.attacks.priors.wgan_gp import gradient_penalty, train_wgan_gp
+from lsmia_bench.benchmark.metrics.privacy import frechet_distance
+from PIL import Image
+from torch import nn
+
+from lsmia_bench.kernel.registry import import_reference
 
 
 @pytest.fixture(scope="module", autouse=True)

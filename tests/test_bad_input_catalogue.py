@@ -22,7 +22,7 @@ def _snapshot(results: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory, ray_cluster):
-    from benchmark.cli import main
+    from lsmia_bench.cli import main
 
     results = tmp_path_factory.mktemp("recorded")
     assert main(["run", "--suite", "toy", "--results", str(results), *TINY]) == 0

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from benchmark.state import ResultsLock
+from lsmia_bench.benchmark.state import ResultsLock
 
 
 def _fails_cleanly(result, *needles: str) -> None:

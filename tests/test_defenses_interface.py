@@ -6,16 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
-from benchmark.context import TaskContext
-from benchmark.data.blobs import toy_blobs
-from benchmark.metrics.dependence import coco, normalized_hsic
-from benchmark.metrics.utility import accuracy
-from benchmark.models.mlp import ToyMLP
-from benchmark.training import capture_features, predict, train_classifier
-from defenses import DEFENSES, Classifier, Defense, LossInputs
-from defenses.bido import BiDO
-from defenses.mid import MID, gaussian_kl_to_standard_normal, split_statistics
+from lsmia_bench.benchmark.context import TaskContext
+from lsmia_bench.benchmark.data.blobs import toy_blobs
+from lsmia_bench.benchmark.metrics.utility import accuracy
+from lsmia_bench.benchmark.models.mlp import ToyMLP
+from lsmia_bench.benchmark.training import capture_features, predict, train_classifier
+from lsmia_bench.defenses import DEFENSES, Classifier, Defense, LossInputs
+from lsmia_bench.defenses.bido import BiDO
+from lsmia_bench.defenses.dependence import coco, normalized_hsic
+from lsmia_bench.defenses.mid import MID, gaussian_kl_to_standard_normal, split_statistics
 
 CENTERS = [[0.0, -10.0], [-10.0, 10.0], [10.0, 10.0]]
 
@@ -156,7 +155,7 @@ def test_bido_layers_are_configurable_and_checked():
 
 
 def test_bido_on_image_shaped_inputs_flattens_per_sample():
-    from benchmark.plugin_check import ProbeClassifier, probe_batch
+    from lsmia_bench.benchmark.plugin_check import ProbeClassifier, probe_batch
 
     defense, model = BiDO(), ProbeClassifier()
     inputs, targets = probe_batch()
@@ -188,8 +187,8 @@ def test_defense_trains_the_toy_mlp(defense, one_torch_thread):
 
 @pytest.mark.parametrize("architecture", ["cnn", "resnet", "mlp"])
 def test_mid_and_bido_fit_every_image_architecture(architecture, one_torch_thread):
-    from benchmark.models import build_classifier, contract_problems
-    from benchmark.plugin_check import check_defense
+    from lsmia_bench.benchmark.models import build_classifier, contract_problems
+    from lsmia_bench.benchmark.plugin_check import check_defense
 
     inputs, targets = torch.rand(20, 1, 8, 8), torch.arange(20) % 10
     for defense in (MID(), BiDO(), BiDO(measure="coco")):

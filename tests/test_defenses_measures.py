@@ -6,8 +6,7 @@ import math
 
 import pytest
 import torch
-
-from benchmark.metrics.dependence import (
+from lsmia_bench.defenses.dependence import (
     centering_matrix,
     coco,
     doubly_centered,
@@ -16,7 +15,7 @@ from benchmark.metrics.dependence import (
     linear_kernel,
     normalized_hsic,
 )
-from defenses.mid import gaussian_kl_to_standard_normal, log_softplus, split_statistics
+from lsmia_bench.defenses.mid import gaussian_kl_to_standard_normal, log_softplus, split_statistics
 
 
 def test_kl_matches_hand_computation():

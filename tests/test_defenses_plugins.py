@@ -8,10 +8,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from lsmia_bench.benchmark.config import ComponentSpec, build_components
+from lsmia_bench.defenses import DEFENSES
 
-from benchmark.config import ComponentSpec, build_components
-from benchmark.errors import UserError
-from defenses import DEFENSES
+from lsmia_bench.kernel.errors import UserError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -20,7 +20,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from defenses import Defense, LossInputs
+from lsmia_bench.defenses import Defense, LossInputs
 """
 
 BROKEN = {
@@ -29,7 +29,7 @@ BROKEN = {
     "no_such_class": ("class Other(Defense):\n    pass\n", "Plugin",
                       ["has no attribute 'Plugin'"]),
     "not_a_defense": ("class Plugin:\n    def loss(self, batch):\n        return 0.0\n", "Plugin",
-                      ["is not a defense class", "subclass of defenses.base.Defense"]),
+                      ["is not a defense class", "subclass of lsmia_bench.defenses.base.Defense"]),
     "misspelt_method": ("class Plugin(Defense):\n    def los(self, batch):\n"
                         "        return F.cross_entropy(batch.logits, batch.targets) * 2\n",
                         "Plugin", ["defines 'los' but not 'loss'", "Rename 'los' to 'loss'"]),
@@ -96,8 +96,8 @@ def test_plugin_hyperparameter_out_of_range_exits_2_naming_plugin(run_cli, tmp_p
 def test_layer_names_are_checked_against_the_suite_model(run_cli, tmp_path):
     # The toy pipeline probes with its own MLP, whose hidden blocks are body.2 and body.5.
     good = _suite(tmp_path, "bido", "{layers: [body.5]}")
-    from benchmark.config import read_suite_file, validate_suite
-    from benchmark.pipelines.toy import ToyConfig, ToyPipeline
+    from lsmia_bench.benchmark.config import read_suite_file, validate_suite
+    from lsmia_bench.benchmark.pipelines.toy import ToyConfig, ToyPipeline
 
     raw, source = read_suite_file(None, good)
     ToyPipeline().check(validate_suite(raw, source, ToyConfig))
@@ -130,7 +130,7 @@ def test_readme_example_loads_from_a_relative_path_and_passes_the_checks(tmp_pat
 
 
 def test_builtin_defenses_pass_the_plugin_checks():
-    from benchmark.plugin_check import check_defense
+    from lsmia_bench.benchmark.plugin_check import check_defense
 
     for name in ("none", "label_smoothing", "mid", "bido"):
         for params in ({}, {"measure": "coco"} if name == "bido" else {}):

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from lsmia_bench.defenses import DEFENSES
 from mlflow.tracking import MlflowClient
-
-from defenses import DEFENSES
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +79,7 @@ from typing import ClassVar
 
 import torch.nn.functional as F
 
-from defenses import Defense
+from lsmia_bench.defenses import Defense
 
 
 class LateNaN(Defense):

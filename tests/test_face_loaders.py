@@ -9,11 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import ConcatDataset
-from torchvision.datasets import ImageFolder
-
-from benchmark.data.celeba import CELEBA_URL, load_celeba, most_frequent_identities
-from benchmark.data.face_folders import (
+from lsmia_bench.benchmark.data.celeba import CELEBA_URL, load_celeba, most_frequent_identities
+from lsmia_bench.benchmark.data.face_folders import (
     dataloader_batches,
     face_eval_transform,
     face_train_transform,
@@ -21,13 +18,16 @@ from benchmark.data.face_folders import (
     public_image_dataset,
     public_image_files,
 )
-from benchmark.data.facescrub import FACESCRUB_URL, load_facescrub
-from benchmark.data.fake_faces import (
+from lsmia_bench.benchmark.data.facescrub import FACESCRUB_URL, load_facescrub
+from lsmia_bench.benchmark.data.fake_faces import (
     make_fake_celeba,
     make_fake_facescrub,
     make_fake_public_faces,
 )
-from benchmark.errors import UserError
+from torch.utils.data import ConcatDataset
+from torchvision.datasets import ImageFolder
+
+from lsmia_bench.kernel.errors import UserError
 
 FACESCRUB_COUNTS = [3, 5, 4, 6, 2, 7, 3]  # 4 actors, 3 actresses, 30 images
 CELEBA_COUNTS = [5, 3, 5, 2, 3, 1, 4]  # ties at 5 and at 3

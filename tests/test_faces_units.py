@@ -11,25 +11,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
-from attacks.base import AttackOutput
-from attacks.priors.stylegan import ModuleGeneratorPrior, StyleGANPrior
-from attacks.priors.supplied import build_supplied_prior, check_supplied_prior
-from benchmark.context import TaskContext
-from benchmark.data.face_folders import FaceImageDataset, LazyImages, face_eval_transform
-from benchmark.data.face_suite import (
+from lsmia_bench.attacks.priors.stylegan import ModuleGeneratorPrior, StyleGANPrior
+from lsmia_bench.attacks.priors.supplied import build_supplied_prior, check_supplied_prior
+from lsmia_bench.benchmark.context import TaskContext
+from lsmia_bench.benchmark.data.face_folders import (
+    FaceImageDataset,
+    LazyImages,
+    face_eval_transform,
+)
+from lsmia_bench.benchmark.data.face_suite import (
     DATA_ENV,
     ensure_generated,
     generated_root,
     load_face_splits,
 )
-from benchmark.data.facescrub import load_facescrub
-from benchmark.data.fake_faces import make_fake_facescrub
-from benchmark.errors import UserError
-from benchmark.metrics.evaluate import PrivateData, evaluate_attack
-from benchmark.models import ARCHITECTURES, build_classifier
-from benchmark.pipelines.faces import SuppliedPrior
+from lsmia_bench.benchmark.data.facescrub import load_facescrub
+from lsmia_bench.benchmark.data.fake_faces import make_fake_facescrub
+from lsmia_bench.benchmark.metrics.evaluate import PrivateData, evaluate_attack
+from lsmia_bench.benchmark.models import ARCHITECTURES, build_classifier
+from lsmia_bench.benchmark.pipelines.faces import SuppliedPrior
+from torch import nn
+
+from lsmia_bench.kernel.attack_output import AttackOutput
+from lsmia_bench.kernel.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -365,7 +369,7 @@ def test_check_module_prior_without_generator():
 
 
 def test_torchvision_architectures_registered():
-    from benchmark.models.torchvision_nets import TORCHVISION_ARCHITECTURES
+    from lsmia_bench.benchmark.models.torchvision_nets import TORCHVISION_ARCHITECTURES
 
     names = ["resnet18", "resnet50", "resnet152", "densenet121", "densenet169", "inception_v3"]
     assert set(names) <= set(ARCHITECTURES.names())
@@ -396,8 +400,8 @@ def face_training_spec() -> dict:
 
 
 def test_train_face_classifier_on_generated_celeba(tmp_path, monkeypatch):
-    from benchmark.pipelines.face_tasks import train_face_classifier
-    from benchmark.pipelines.image_tasks import load_image_classifier
+    from lsmia_bench.benchmark.pipelines.face_tasks import train_face_classifier
+    from lsmia_bench.benchmark.pipelines.image_tasks import load_image_classifier
 
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "data"))
     out = tmp_path / "out"
@@ -430,7 +434,7 @@ def test_train_face_classifier_on_generated_celeba(tmp_path, monkeypatch):
 
 
 def test_train_face_classifier_is_reproducible(tmp_path, monkeypatch):
-    from benchmark.pipelines.face_tasks import train_face_classifier
+    from lsmia_bench.benchmark.pipelines.face_tasks import train_face_classifier
 
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "data"))
     states, results = [], []

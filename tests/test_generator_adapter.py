@@ -12,21 +12,21 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-from attacks.base import Attack
-from attacks.ppa import PPA
-from attacks.priors.base import GeneratorPrior
-from attacks.priors.stylegan import (
+from lsmia_bench.attacks.base import Attack
+from lsmia_bench.attacks.ppa import PPA
+from lsmia_bench.attacks.priors.base import GeneratorPrior
+from lsmia_bench.attacks.priors.stylegan import (
     ModuleGeneratorPrior,
     StyleGANPrior,
     generator_from_reference,
     load_stylegan2_ada,
     stylegan_prior_from_checkpoint,
 )
-from attacks.priors.tiny_stylegan import TinyStyleGAN
-from benchmark.errors import UserError
-from benchmark.models.cnn import SmallCNN
+from lsmia_bench.attacks.priors.tiny_stylegan import TinyStyleGAN
+from lsmia_bench.benchmark.models.cnn import SmallCNN
+from torch import nn
+
+from lsmia_bench.kernel.errors import UserError
 
 
 class TanhGenerator(nn.Module):
@@ -133,7 +133,7 @@ def test_ppa_runs_on_the_stylegan_prior():
 
 
 FAKE_NETWORKS = """
-from attacks.priors.tiny_stylegan import TinyStyleGAN
+from lsmia_bench.attacks.priors.tiny_stylegan import TinyStyleGAN
 
 
 class Generator(TinyStyleGAN):

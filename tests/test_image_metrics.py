@@ -6,8 +6,7 @@ import math
 
 import pytest
 import torch
-
-from benchmark.metrics.utility import class_separation, expected_calibration_error
+from lsmia_bench.benchmark.metrics.utility import class_separation, expected_calibration_error
 
 
 def test_ece_fifteen_bins_by_hand():

@@ -7,15 +7,14 @@ import json
 
 import pytest
 import torch
-
-from benchmark.context import TaskContext
-from benchmark.data.images import load_image_splits
-from benchmark.pipelines.image_tasks import (
+from lsmia_bench.benchmark.context import TaskContext
+from lsmia_bench.benchmark.data.images import load_image_splits
+from lsmia_bench.benchmark.pipelines.image_tasks import (
     load_image_classifier,
     milestone_epochs,
     train_image_classifier,
 )
-from benchmark.training import predict
+from lsmia_bench.benchmark.training import predict
 
 DATA = {"source": "digits", "private_classes": [0, 1, 2], "public_classes": [7, 8, 9],
         "test_fraction": 0.2, "split_seed": 0, "image_size": None}

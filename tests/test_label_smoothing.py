@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
-from defenses.base import LossInputs
-from defenses.label_smoothing import (
+from lsmia_bench.defenses.base import LossInputs
+from lsmia_bench.defenses.label_smoothing import (
     LabelSmoothing,
     label_smoothing_cross_entropy,
     negative_label_smoothing_schedule,

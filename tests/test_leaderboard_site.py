@@ -17,7 +17,7 @@ import html5lib
 import pytest
 import yaml
 
-from benchmark.cli import main
+from lsmia_bench.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ EVIL = "<script>alert(1)</script>"
 PLUGIN = f'''
 from typing import ClassVar
 
-from defenses.base import Defense
+from lsmia_bench.defenses.base import Defense
 
 
 class Evil(Defense):
@@ -248,7 +248,7 @@ def test_entry_page_shows_its_images(built, browser):
 
 
 def test_served_over_http_like_any_static_host(built, browser):
-    from leaderboard.cli import make_server
+    from lsmia_bench.leaderboard.cli import make_server
 
     site, _ = built
     server = make_server(site, 0)

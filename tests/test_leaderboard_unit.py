@@ -8,19 +8,19 @@ import statistics
 
 import html5lib
 import pytest
-
-from benchmark.errors import UserError
-from leaderboard.board import make_board
-from leaderboard.build import _check_out, render_site
-from leaderboard.charts import line_chart, nice_ticks
-from leaderboard.ranking import Point, pareto_ranks, rank_order
-from leaderboard.records import (
+from lsmia_bench.leaderboard.board import make_board
+from lsmia_bench.leaderboard.build import _check_out, render_site
+from lsmia_bench.leaderboard.charts import line_chart, nice_ticks
+from lsmia_bench.leaderboard.ranking import Point, pareto_ranks, rank_order
+from lsmia_bench.leaderboard.records import (
     InvocationRecord,
     Snapshot,
     TrialRecord,
     latest_per_job,
     read_submissions,
 )
+
+from lsmia_bench.kernel.errors import UserError
 
 EVIL = "<script>alert(1)</script>"
 
@@ -197,7 +197,7 @@ def test_submissions_folder_is_optional_and_bad_files_are_skipped(tmp_path):
 
 
 def test_empty_store_gives_a_site_that_says_so():
-    from leaderboard.board import Board
+    from lsmia_bench.leaderboard.board import Board
 
     files = render_site(Board([], [], 0))
     html5lib.HTMLParser(strict=True).parse(files["index.html"])

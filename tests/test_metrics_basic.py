@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from benchmark.metrics.attack import gradient_stability, nearest_distance
-from benchmark.metrics.utility import accuracy, expected_calibration_error, top_k_accuracy
+from lsmia_bench.benchmark.metrics.attack import gradient_stability, nearest_distance
+from lsmia_bench.benchmark.metrics.utility import (
+    accuracy,
+    expected_calibration_error,
+    top_k_accuracy,
+)
 
 
 def test_ece_on_hand_made_inputs():

@@ -7,18 +7,17 @@ from contextlib import nullcontext
 
 import pytest
 import torch
-
-from benchmark.context import TaskContext
-from benchmark.models import build_classifier
-from benchmark.training import (
+from lsmia_bench.benchmark.context import TaskContext
+from lsmia_bench.benchmark.models import build_classifier
+from lsmia_bench.benchmark.training import (
     PRECISIONS,
     NonFiniteLoss,
     autocast_context,
     check_precision,
     train_classifier,
 )
-from defenses import DEFENSES
-from defenses.bido import BiDO
+from lsmia_bench.defenses import DEFENSES
+from lsmia_bench.defenses.bido import BiDO
 
 NUM_CLASSES = 3
 

@@ -9,10 +9,7 @@ import gc
 
 import pytest
 import torch
-from torch import nn
-
-from attacks.base import AttackOutput
-from attacks.ppa import (
+from lsmia_bench.attacks.ppa import (
     PPA,
     _confidence,
     final_selection,
@@ -21,8 +18,11 @@ from attacks.ppa import (
     initial_selection,
     random_transform,
 )
-from attacks.priors.base import GeneratorPrior
-from benchmark.models import build_classifier
+from lsmia_bench.attacks.priors.base import GeneratorPrior
+from lsmia_bench.benchmark.models import build_classifier
+from torch import nn
+
+from lsmia_bench.kernel.attack_output import AttackOutput
 
 IMAGE = (3, 12, 12)  # a shape no other fixture uses, so live images can be counted by shape
 CLASSES = [0, 2, 3]

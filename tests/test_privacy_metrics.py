@@ -7,18 +7,15 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
-from benchmark.errors import UserError
-from benchmark.metrics.face import (
+from lsmia_bench.benchmark.metrics.face import (
     FACENET_WEIGHTS,
     delta_face,
     facenet_features,
     find_facenet_weights,
     load_facenet,
 )
-from benchmark.metrics.features import inception_weights_name, select_feature_space
-from benchmark.metrics.privacy import (
+from lsmia_bench.benchmark.metrics.features import inception_weights_name, select_feature_space
+from lsmia_bench.benchmark.metrics.privacy import (
     attack_accuracy,
     delta,
     frechet_distance,
@@ -27,6 +24,9 @@ from benchmark.metrics.privacy import (
     nearest_class_distances,
     prdc,
 )
+from torch import nn
+
+from lsmia_bench.kernel.errors import UserError
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -230,8 +230,9 @@ class BlobClassifier(nn.Module):
 def test_evaluate_attack_on_a_perfect_attack():
     """Reconstructions equal to the private training points of the attacked classes: delta 0,
     FID 0, full precision/recall/coverage, and Acc@1 = the evaluation model's own accuracy."""
-    from attacks.base import AttackOutput
-    from benchmark.metrics.evaluate import PrivateData, evaluate_attack
+    from lsmia_bench.benchmark.metrics.evaluate import PrivateData, evaluate_attack
+
+    from lsmia_bench.kernel.attack_output import AttackOutput
 
     train, train_labels = blobs(20, seed=0)
     test, test_labels = blobs(20, seed=1)

@@ -16,10 +16,9 @@ from pathlib import Path
 import html5lib
 import pytest
 import yaml
-
-from leaderboard.board import make_board
-from leaderboard.build import render_site
-from leaderboard.records import Snapshot
+from lsmia_bench.leaderboard.board import make_board
+from lsmia_bench.leaderboard.build import render_site
+from lsmia_bench.leaderboard.records import Snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +60,7 @@ EVIL = "<script>alert(1)</script>"
 @pytest.fixture(scope="module")
 def example_installed(tmp_path_factory):
     """The example package, installed with pip from a copy (the checkout stays clean)."""
-    from defenses import DEFENSES
+    from lsmia_bench.defenses import DEFENSES
 
     package = tmp_path_factory.mktemp("example") / "confidence_penalty"
     shutil.copytree(EXAMPLE, package, ignore=shutil.ignore_patterns("build", "*.egg-info"))
@@ -82,7 +81,7 @@ def example_installed(tmp_path_factory):
 @pytest.fixture(scope="module")
 def submitted(example_installed, ray_cluster, tmp_path_factory):
     """One submission of the example on digits; returns (results folder, record, CLI out)."""
-    from benchmark.cli import main
+    from lsmia_bench.cli import main
 
     results = tmp_path_factory.mktemp("submit-e2e") / "results"
     code = main(["submit", "confidence_penalty", "--meta", str(example_installed / "meta.yaml"),

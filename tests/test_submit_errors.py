@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark.submission.meta import SubmissionMeta
+from lsmia_bench.submission.meta import SubmissionMeta
 
 GOOD_META = {
     "name": "my_defense",
@@ -33,7 +33,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from defenses import Defense
+from lsmia_bench.defenses import Defense
 
 
 class Good(Defense):
@@ -42,7 +42,7 @@ class Good(Defense):
 ''',
     "broken_import.py": "import no_such_module_for_lsmia_tests\n",
     "hangs.py": '''
-from defenses import Defense
+from lsmia_bench.defenses import Defense
 
 
 class Hangs(Defense):
@@ -54,7 +54,7 @@ class Hangs(Defense):
     "nan_loss.py": '''
 import torch.nn.functional as F
 
-from defenses import Defense
+from lsmia_bench.defenses import Defense
 
 
 class NanLoss(Defense):

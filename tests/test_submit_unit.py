@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from lsmia_bench.benchmark.cache import ArtifactStore
 
-from benchmark.cache import ArtifactStore, write_json_atomic
-from benchmark.errors import UserError
-from benchmark.submission.record import existing_records, record_path, write_record
-from benchmark.submission.submit import retire_stale
+from lsmia_bench.kernel.errors import UserError
+from lsmia_bench.kernel.files import write_json_atomic
+from lsmia_bench.submission.record import existing_records, record_path, write_record
+from lsmia_bench.submission.submit import retire_stale
 
 
 def test_replace_keeps_the_earlier_record_as_history(tmp_path):

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torchvision import models
-
-from benchmark.errors import UserError
-from benchmark.models import contract_problems
-from benchmark.models.torchvision_nets import (
+from lsmia_bench.benchmark.models import contract_problems
+from lsmia_bench.benchmark.models.torchvision_nets import (
     TORCHVISION_ARCHITECTURES,
     DenseNet121,
     InceptionV3,
@@ -17,7 +14,10 @@ from benchmark.models.torchvision_nets import (
     find_imagenet_weights,
     imagenet_weights_file,
 )
-from benchmark.training import capture_features
+from lsmia_bench.benchmark.training import capture_features
+from torchvision import models
+
+from lsmia_bench.kernel.errors import UserError
 
 
 @pytest.fixture(autouse=True)

@@ -45,7 +45,7 @@ def _finished_at(results: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def toy_results(tmp_path_factory, ray_cluster):
-    from benchmark.cli import main
+    from lsmia_bench.cli import main
 
     results = tmp_path_factory.mktemp("toy")
     assert main(["run", "--suite", "toy", "--results", str(results), *SMALL]) == 0
@@ -109,7 +109,7 @@ def test_killed_run_resumes_without_retraining(tmp_path, ray_cluster, run_cli):
     # while, so the driver can be killed inside it.
     slow = ["--set", "training.iterations=300", "--set", "attacks.0.params.confidence=0.999999",
             "--set", "attacks.0.params.max_steps=20000"]
-    cmd = [sys.executable, "-m", "benchmark.cli", "run", "--suite", "toy", "--results",
+    cmd = [sys.executable, "-m", "lsmia_bench.cli", "run", "--suite", "toy", "--results",
            str(results), "--address", ray_cluster, *slow]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True, env=os.environ | {"PYTHONUNBUFFERED": "1"})
@@ -160,7 +160,7 @@ def test_ctrl_c_stops_the_whole_run(tmp_path, ray_cluster):
     marked interrupted, and the attack stage never starts (Tune alone would end only the
     stage and go on)."""
     results = tmp_path / "res"
-    cmd = [sys.executable, "-m", "benchmark.cli", "run", "--suite", "toy", "--results",
+    cmd = [sys.executable, "-m", "lsmia_bench.cli", "run", "--suite", "toy", "--results",
            str(results), "--address", ray_cluster, "--set", "training.iterations=500000"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True, env=os.environ | {"PYTHONUNBUFFERED": "1"})

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from attacks.priors.base import GeneratorPrior, TrainedPrior, adapt_images, load_trained_prior
+from lsmia_bench.attacks.priors.base import (
+    GeneratorPrior,
+    TrainedPrior,
+    adapt_images,
+    load_trained_prior,
+)
 
 
 @dataclass(frozen=True)
@@ -20,8 +25,8 @@ class PriorKind:
 
 
 PRIOR_KINDS: dict[str, PriorKind] = {
-    "wgan_gp": PriorKind("attacks.priors.wgan_gp:train_wgan_gp", per_target=False),
-    "kedmi": PriorKind("attacks.priors.kedmi:train_kedmi_gan", per_target=True),
+    "wgan_gp": PriorKind("lsmia_bench.attacks.priors.wgan_gp:train_wgan_gp", per_target=False),
+    "kedmi": PriorKind("lsmia_bench.attacks.priors.kedmi:train_kedmi_gan", per_target=True),
 }
 
 __all__ = ["PRIOR_KINDS", "GeneratorPrior", "PriorKind", "TrainedPrior", "adapt_images",

@@ -28,10 +28,10 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from lsmia_bench.attacks.priors.nets import ImageGenerator, KPlusOneDiscriminator, WGANCritic
 from torch import nn
 
-from attacks.priors.nets import ImageGenerator, KPlusOneDiscriminator, WGANCritic
-from benchmark.cache import write_json_atomic
+from lsmia_bench.kernel.files import write_json_atomic
 
 DiscriminatorKind = Literal["wgan", "kplus1"]
 

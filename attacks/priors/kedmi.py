@@ -22,11 +22,10 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from lsmia_bench.attacks.priors.base import TrainedPrior, adapt_images, log_sum_exp
+from lsmia_bench.attacks.priors.nets import ImageGenerator, KPlusOneDiscriminator
+from lsmia_bench.attacks.priors.wgan_gp import Progress, prepare_public_images, sample_batch
 from torch import nn
-
-from attacks.priors.base import TrainedPrior, adapt_images, log_sum_exp
-from attacks.priors.nets import ImageGenerator, KPlusOneDiscriminator
-from attacks.priors.wgan_gp import Progress, prepare_public_images, sample_batch
 
 log = logging.getLogger("lsmia_bench")
 

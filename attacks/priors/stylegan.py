@@ -32,11 +32,11 @@ from typing import Any
 
 import torch
 import torchvision.transforms.v2.functional as TF
+from lsmia_bench.attacks.priors.base import DiscriminatorKind, GeneratorPrior
 from torch import nn
 
-from attacks.priors.base import DiscriminatorKind, GeneratorPrior
-from benchmark.errors import UserError
-from benchmark.registry import import_reference, is_path_reference, load_path_reference
+from lsmia_bench.kernel.errors import UserError
+from lsmia_bench.kernel.registry import import_reference, is_path_reference, load_path_reference
 
 STYLEGAN_REPO_URL = "https://github.com/NVlabs/stylegan2-ada-pytorch"
 FFHQ_CHECKPOINT_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/ffhq.pkl"
@@ -252,7 +252,8 @@ def stylegan_prior_from_checkpoint(checkpoint: str | Path | None, repo: str | Pa
         prior = StyleGANPrior(generator, image_size=image_size, channels=channels, **options)
     except (TypeError, ValueError) as exc:
         raise UserError(field, options, "Check the StyleGAN prior's options (see "
-                        "attacks.priors.stylegan.StyleGANPrior).", problem=str(exc)) from None
+                        "lsmia_bench.attacks.priors.stylegan.StyleGANPrior).",
+                        problem=str(exc)) from None
     return prior.eval()
 
 

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from attacks.priors.base import GeneratorPrior
-from attacks.priors.stylegan import (
+from lsmia_bench.attacks.priors.base import GeneratorPrior
+from lsmia_bench.attacks.priors.stylegan import (
     ModuleGeneratorPrior,
     StyleGANPrior,
     check_stylegan_files,
@@ -27,7 +26,8 @@ from attacks.priors.stylegan import (
     stylegan_prior_from_checkpoint,
     stylegan_problems,
 )
-from benchmark.errors import UserError
+
+from lsmia_bench.kernel.errors import UserError
 
 STYLEGAN_OPTIONS = ("truncation_psi", "truncation_cutoff", "single_w", "center_crop")
 
@@ -70,13 +70,13 @@ def build_supplied_prior(spec: dict[str, Any], image_size: int, channels: int,
                                               size, channels, device, field="prior",
                                               **_stylegan_options(spec))
     if kind == "tiny_stylegan":
-        from attacks.priors.tiny_stylegan import TinyStyleGAN
+        from lsmia_bench.attacks.priors.tiny_stylegan import TinyStyleGAN
 
         try:
             generator = TinyStyleGAN(**spec.get("params", {}))
         except (TypeError, ValueError) as exc:
             raise UserError("prior.params", spec.get("params"), "Check the arguments of "
-                            "attacks.priors.tiny_stylegan.TinyStyleGAN.",
+                            "lsmia_bench.attacks.priors.tiny_stylegan.TinyStyleGAN.",
                             problem=str(exc)) from None
     else:
         generator = generator_from_reference(spec["generator"], spec.get("params"))

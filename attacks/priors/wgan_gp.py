@@ -13,10 +13,9 @@ import logging
 from collections.abc import Callable
 
 import torch
+from lsmia_bench.attacks.priors.base import TrainedPrior, adapt_images
+from lsmia_bench.attacks.priors.nets import ImageGenerator, WGANCritic
 from torch import nn
-
-from attacks.priors.base import TrainedPrior, adapt_images
-from attacks.priors.nets import ImageGenerator, WGANCritic
 
 log = logging.getLogger("lsmia_bench")
 

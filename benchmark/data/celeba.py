@@ -22,7 +22,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from benchmark.data.face_folders import (
+from lsmia_bench.benchmark.data.face_folders import (
     FaceSplits,
     data_error,
     listed,

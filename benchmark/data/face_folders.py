@@ -1,4 +1,4 @@
-"""Shared pieces of the face data sets of the ``faces`` suite (DESIGN.md §3): lazy file lists,
+"""Shared pieces of the face data sets of the ``faces`` suite (docs/protocol.md): lazy file lists,
 the split of the paper's code, the paper's transforms, public image folders, error messages.
 
 A face data set is a list of image files with identity labels; nothing is read until a
@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
-from benchmark.errors import UserError
+from lsmia_bench.kernel.errors import UserError
 
 log = logging.getLogger("lsmia_bench")
 

@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmark.data.face_folders import FaceSplits
-from benchmark.jobs import content_hash
+from lsmia_bench.benchmark.data.face_folders import FaceSplits
+from lsmia_bench.benchmark.jobs import content_hash
 
 DATA_ENV = "LSMIA_BENCH_DATA"
 
@@ -30,7 +30,7 @@ def generated_root(source: str, generate: dict[str, Any]) -> Path:
 def ensure_generated(source: str, generate: dict[str, Any]) -> Path:
     """Write the fake data set unless it is there; atomic (a temporary folder renamed), so
     concurrent trials never read half a tree."""
-    from benchmark.data.fake_faces import make_fake_celeba, make_fake_facescrub
+    from lsmia_bench.benchmark.data.fake_faces import make_fake_celeba, make_fake_facescrub
 
     root = generated_root(source, generate)
     if root.is_dir():
@@ -58,11 +58,11 @@ def load_face_splits(data: dict[str, Any]) -> FaceSplits:
         root = ensure_generated(source, data["generate"])
     common = {"train_fraction": data["train_fraction"], "split_seed": data["split_seed"]}
     if source == "facescrub":
-        from benchmark.data.facescrub import load_facescrub
+        from lsmia_bench.benchmark.data.facescrub import load_facescrub
 
         return load_facescrub(root, expected_identities=data.get("expected_identities"),
                               **common)
-    from benchmark.data.celeba import IMAGE_FOLDER, load_celeba
+    from lsmia_bench.benchmark.data.celeba import IMAGE_FOLDER, load_celeba
 
     count = data["num_identities"]
     if data.get("generate"):  # a generated set has only so many identities

@@ -20,15 +20,14 @@ import logging
 import os
 from pathlib import Path
 
-from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
-
-from benchmark.data.face_folders import (
+from lsmia_bench.benchmark.data.face_folders import (
     FaceSplits,
     data_error,
     listed,
     paper_split,
     require_root,
 )
+from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 
 log = logging.getLogger("lsmia_bench")
 

@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from lsmia_bench.benchmark.data.celeba import IDENTITY_FILE, IMAGE_FOLDER
+from lsmia_bench.benchmark.data.facescrub import GROUPS
 from PIL import Image, ImageDraw
-
-from benchmark.data.celeba import IDENTITY_FILE, IMAGE_FOLDER
-from benchmark.data.facescrub import GROUPS
 
 FIRST_NAMES = ["Aaron", "Adam", "Alec", "Amy", "Angela", "Anne", "Ben", "Bill", "Bruce", "Cate",
                "Chris", "Dana", "Emma", "Ewan", "Gina", "Hugh", "Jada", "Kate", "Leah", "Mila"]

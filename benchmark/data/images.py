@@ -1,4 +1,4 @@
-"""Image data for the model-inversion protocol (DESIGN.md §3): PRIVATE classes for the target
+"""Image data for the model-inversion protocol (docs/protocol.md): PRIVATE classes for the target
 (with a held-out test split), PUBLIC classes for the attacker's prior, never the same class.
 
 Each data source (``digits.py``, ``olivetti.py``) returns raw images and labels; this module
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.errors import UserError
+from lsmia_bench.kernel.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -151,11 +151,11 @@ def load_image_splits(data: dict[str, Any]) -> ImageSplits:
         "image_size": data.get("image_size"),
     }
     if source == "digits":
-        from benchmark.data.digits import load_digits_splits
+        from lsmia_bench.benchmark.data.digits import load_digits_splits
 
         return load_digits_splits(**common)
     if source == "olivetti":
-        from benchmark.data.olivetti import load_olivetti_splits
+        from lsmia_bench.benchmark.data.olivetti import load_olivetti_splits
 
         return load_olivetti_splits(data_home=data.get("data_home"), **common)
     raise UserError("data.source", source, "Use digits or olivetti.", problem="unknown source")

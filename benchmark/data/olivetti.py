@@ -14,9 +14,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from lsmia_bench.benchmark.data.images import ImageSplits, split_private_public
 
-from benchmark.data.images import ImageSplits, split_private_public
-from benchmark.errors import UserError
+from lsmia_bench.kernel.errors import UserError
 
 OLIVETTI_FILE = "olivetti_py3.pkz"
 

@@ -1,4 +1,4 @@
-"""All privacy metrics of one attack trial (DESIGN.md §6) from its output, in one call.
+"""All privacy metrics of one attack trial (docs/metrics.md) from its output, in one call.
 
 Metrics missing for a reason (no FaceNet weights, too few samples for PRDC, no student) are
 left out of ``metrics`` and named with the reason in ``info["missing"]``, never estimated.
@@ -13,12 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-
-from attacks.base import AttackOutput
-from benchmark.metrics.face import delta_face, facenet_weights_note, find_facenet_weights
-from benchmark.metrics.features import FeatureSpace, evaluation_feature_space, penultimate_features
-from benchmark.metrics.privacy import (
+from lsmia_bench.benchmark.metrics.face import (
+    delta_face,
+    facenet_weights_note,
+    find_facenet_weights,
+)
+from lsmia_bench.benchmark.metrics.features import (
+    FeatureSpace,
+    evaluation_feature_space,
+    penultimate_features,
+)
+from lsmia_bench.benchmark.metrics.privacy import (
     attack_accuracy,
     delta,
     frechet_distance,
@@ -26,6 +31,9 @@ from benchmark.metrics.privacy import (
     mean_gradient_stability,
     prdc,
 )
+from torch import nn
+
+from lsmia_bench.kernel.attack_output import AttackOutput
 
 log = logging.getLogger("lsmia_bench")
 

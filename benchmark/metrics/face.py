@@ -15,10 +15,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from lsmia_bench.benchmark.metrics.features import find_weights
+from lsmia_bench.benchmark.metrics.privacy import delta
 from torch import nn
-
-from benchmark.metrics.features import find_weights
-from benchmark.metrics.privacy import delta
 
 log = logging.getLogger("lsmia_bench")
 

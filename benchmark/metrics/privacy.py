@@ -1,4 +1,4 @@
-"""Privacy metrics of a model inversion attack (DESIGN.md §6), as small pure functions.
+"""Privacy metrics of a model inversion attack (docs/metrics.md), as small pure functions.
 
 Inputs are tensors: logits, features (N, D) in some named feature space, labels (N,).
 Feature extractors live in ``benchmark.metrics.features`` (evaluation model, Inception) and
@@ -15,11 +15,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lsmia_bench.benchmark.metrics.attack import gradient_stability
+from lsmia_bench.benchmark.metrics.utility import top_k_accuracy
 from scipy import linalg
 from torch import nn
-
-from benchmark.metrics.attack import gradient_stability
-from benchmark.metrics.utility import top_k_accuracy
 
 
 def attack_accuracy(eval_logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> float:

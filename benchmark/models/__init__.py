@@ -7,7 +7,7 @@ head(embed(x))``), ``feature_dim`` (int) and ``hidden_layers`` (names from
 ``named_modules()`` whose outputs are the hidden blocks' outputs). Defenses rely on it: MID
 puts a bottleneck between ``embed`` and ``head``, BiDO hooks ``hidden_layers``.
 
-Outside architectures plug in through the entry-point group ``lsmia_bench.architectures`` or a
+Outside architectures plug in through the entry-point group ``architectures`` or a
 ``path/to/file.py:ClassName`` reference.
 """
 
@@ -17,23 +17,23 @@ from typing import Any
 
 from torch import nn
 
-from benchmark.errors import UserError
-from benchmark.registry import Registry
+from lsmia_bench.kernel.errors import UserError
+from lsmia_bench.kernel.registry import Registry
 
 ARCHITECTURES: Registry[type[nn.Module]] = Registry(
     "architecture",
     base=nn.Module,
     builtins={
-        "cnn": "benchmark.models.cnn:SmallCNN",
-        "resnet": "benchmark.models.resnet:SmallResNet",
-        "mlp": "benchmark.models.image_mlp:ImageMLP",
+        "cnn": "lsmia_bench.benchmark.models.cnn:SmallCNN",
+        "resnet": "lsmia_bench.benchmark.models.resnet:SmallResNet",
+        "mlp": "lsmia_bench.benchmark.models.image_mlp:ImageMLP",
         # torchvision's ImageNet networks (the faces suite): names as torchvision spells them.
-        "resnet18": "benchmark.models.torchvision_nets:ResNet18",
-        "resnet50": "benchmark.models.torchvision_nets:ResNet50",
-        "resnet152": "benchmark.models.torchvision_nets:ResNet152",
-        "densenet121": "benchmark.models.torchvision_nets:DenseNet121",
-        "densenet169": "benchmark.models.torchvision_nets:DenseNet169",
-        "inception_v3": "benchmark.models.torchvision_nets:InceptionV3",
+        "resnet18": "lsmia_bench.benchmark.models.torchvision_nets:ResNet18",
+        "resnet50": "lsmia_bench.benchmark.models.torchvision_nets:ResNet50",
+        "resnet152": "lsmia_bench.benchmark.models.torchvision_nets:ResNet152",
+        "densenet121": "lsmia_bench.benchmark.models.torchvision_nets:DenseNet121",
+        "densenet169": "lsmia_bench.benchmark.models.torchvision_nets:DenseNet169",
+        "inception_v3": "lsmia_bench.benchmark.models.torchvision_nets:InceptionV3",
     },
     entry_point_group="lsmia_bench.architectures",
 )

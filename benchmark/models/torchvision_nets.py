@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import models
 
-from benchmark.errors import UserError
+from lsmia_bench.kernel.errors import UserError
 
 log = logging.getLogger("lsmia_bench")
 

@@ -4,15 +4,16 @@ A suite file names its pipeline (``pipeline: toy``); adding a suite of an existi
 adding a YAML file in ``configs/``.
 """
 
-from benchmark.pipelines.base import Pipeline, Report
-from benchmark.registry import Registry
+from lsmia_bench.benchmark.pipelines.base import Pipeline, Report
+
+from lsmia_bench.kernel.registry import Registry
 
 PIPELINES: Registry[type[Pipeline]] = Registry(
     "pipeline",
     base=Pipeline,
-    builtins={"toy": "benchmark.pipelines.toy:ToyPipeline",
-              "image": "benchmark.pipelines.image:ImagePipeline",
-              "faces": "benchmark.pipelines.faces:FacesPipeline"},
+    builtins={"toy": "lsmia_bench.benchmark.pipelines.toy:ToyPipeline",
+              "image": "lsmia_bench.benchmark.pipelines.image:ImagePipeline",
+              "faces": "lsmia_bench.benchmark.pipelines.faces:FacesPipeline"},
 )
 
 __all__ = ["PIPELINES", "Pipeline", "Report"]

@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import pandas as pd
-
-from benchmark.config import SuiteConfig
+from lsmia_bench.benchmark.config import SuiteConfig
 
 if TYPE_CHECKING:
-    from benchmark.jobs import Job
-    from benchmark.runner import Outcome
+    from lsmia_bench.benchmark.jobs import Job
+    from lsmia_bench.benchmark.runner import Outcome
 
 
 @dataclass

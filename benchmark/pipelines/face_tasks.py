@@ -14,25 +14,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from attacks import ATTACKS
-from attacks.grids import save_prior_samples
-from attacks.priors.supplied import build_supplied_prior
-from benchmark.context import TaskContext, TaskResult, seed_everything
-from benchmark.data.face_folders import (
+from lsmia_bench.attacks import ATTACKS
+from lsmia_bench.attacks.grids import save_prior_samples
+from lsmia_bench.attacks.priors.supplied import build_supplied_prior
+from lsmia_bench.benchmark.context import TaskContext, TaskResult, seed_everything
+from lsmia_bench.benchmark.data.face_folders import (
     FaceSplits,
     LazyImages,
     dataloader_batches,
     face_eval_transform,
     face_train_transform,
 )
-from benchmark.data.face_suite import load_face_splits
-from benchmark.metrics.evaluate import PrivateData
-from benchmark.metrics.features import penultimate_features
-from benchmark.metrics.utility import accuracy
-from benchmark.models import build_classifier
-from benchmark.pipelines.image_attack_tasks import measure_attack
-from benchmark.pipelines.image_tasks import (
+from lsmia_bench.benchmark.data.face_suite import load_face_splits
+from lsmia_bench.benchmark.metrics.evaluate import PrivateData
+from lsmia_bench.benchmark.metrics.features import penultimate_features
+from lsmia_bench.benchmark.metrics.utility import accuracy
+from lsmia_bench.benchmark.models import build_classifier
+from lsmia_bench.benchmark.pipelines.image_attack_tasks import measure_attack
+from lsmia_bench.benchmark.pipelines.image_tasks import (
     build_defense,
     build_model,
     classifier_metrics,
@@ -41,7 +40,7 @@ from benchmark.pipelines.image_tasks import (
     make_scheduler,
     record_training,
 )
-from benchmark.training import TrainingHistory, predict, train_classifier
+from lsmia_bench.benchmark.training import TrainingHistory, predict, train_classifier
 
 #: Most test images drawn in the embedding figure (530 identities x 7 images is unreadable).
 EMBEDDING_CLASSES = 20

@@ -1,4 +1,4 @@
-"""The ``faces`` pipeline: the label smoothing paper's setting (DESIGN.md §3 "faces suite").
+"""The ``faces`` pipeline: the label smoothing paper's setting (docs/protocol.md, "faces").
 
 Targets learn FaceScrub's 530 or CelebA's 1000 most frequent identities from the user's
 folders at 224 px with the paper's training settings; an evaluation model of another
@@ -15,17 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
-
-from attacks import ATTACKS
-from attacks.priors.supplied import (
+from lsmia_bench.attacks import ATTACKS
+from lsmia_bench.attacks.priors.supplied import (
     check_supplied_prior,
     checkpoint_fingerprint,
 )
-from benchmark.config import Strict, build_components
-from benchmark.errors import UserError
-from benchmark.jobs import Job
-from benchmark.pipelines.image import (
+from lsmia_bench.benchmark.config import Strict, build_components
+from lsmia_bench.benchmark.jobs import Job
+from lsmia_bench.benchmark.pipelines.image import (
     Evaluation,
     ImageConfig,
     ImagePipeline,
@@ -35,10 +32,13 @@ from benchmark.pipelines.image import (
     plan_prerequisites,
     plan_targets,
 )
-from defenses import DEFENSES
+from lsmia_bench.defenses import DEFENSES
+from pydantic import AfterValidator, Field
 
-TRAIN_TASK = "benchmark.pipelines.face_tasks:train_face_classifier"
-ATTACK_TASK = "benchmark.pipelines.face_tasks:attack_face_target"
+from lsmia_bench.kernel.errors import UserError
+
+TRAIN_TASK = "lsmia_bench.benchmark.pipelines.face_tasks:train_face_classifier"
+ATTACK_TASK = "lsmia_bench.benchmark.pipelines.face_tasks:attack_face_target"
 
 
 def absolute_path(path: str | None) -> str | None:
@@ -160,9 +160,8 @@ class FacesPipeline(ImagePipeline):
 
     def check(self, config: FacesConfig) -> None:  # type: ignore[override]
         import torch
-
-        from benchmark.data.face_suite import load_face_splits
-        from benchmark.models import build_classifier
+        from lsmia_bench.benchmark.data.face_suite import load_face_splits
+        from lsmia_bench.benchmark.models import build_classifier
 
         if config.evaluation.name == config.target.name:
             raise UserError("evaluation.name", config.evaluation.name,
@@ -191,7 +190,7 @@ class FacesPipeline(ImagePipeline):
 
         def probe() -> tuple[Any, Any, Any, int]:
             """A small untrained target and random faces, to run each defense once."""
-            from benchmark.models.torchvision_nets import TORCHVISION_ARCHITECTURES
+            from lsmia_bench.benchmark.models.torchvision_nets import TORCHVISION_ARCHITECTURES
 
             params = config.target.params | ({"pretrained": False} if config.target.name
                                              in TORCHVISION_ARCHITECTURES else {})

@@ -1,4 +1,4 @@
-"""The ``image`` pipeline: the model-inversion protocol on small image data sets (DESIGN.md §3).
+"""The ``image`` pipeline: the model-inversion protocol on small image data sets (docs/protocol.md).
 
 Targets learn the PRIVATE classes of ``data`` (one trial per defense setting x seed, all with
 the same architecture and training settings); the attacker's prior may only see the PUBLIC
@@ -16,19 +16,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
+from lsmia_bench.attacks import ATTACKS
+from lsmia_bench.attacks.priors import PRIOR_KINDS
+from lsmia_bench.benchmark.config import Strict, SuiteConfig, build_components
+from lsmia_bench.benchmark.jobs import Job
+from lsmia_bench.benchmark.pipelines.base import Pipeline, Report
+from lsmia_bench.defenses import DEFENSES
 from pydantic import Field, field_validator
 
-from attacks import ATTACKS
-from attacks.priors import PRIOR_KINDS
-from benchmark.config import Strict, SuiteConfig, build_components
-from benchmark.errors import UserError
-from benchmark.jobs import Job
-from benchmark.pipelines.base import Pipeline, Report
-from defenses import DEFENSES
+from lsmia_bench.kernel.errors import UserError
 
-TRAIN_TASK = "benchmark.pipelines.image_tasks:train_image_classifier"
-PRIOR_TASK = "benchmark.pipelines.image_attack_tasks:train_image_prior"
-ATTACK_TASK = "benchmark.pipelines.image_attack_tasks:attack_image_target"
+TRAIN_TASK = "lsmia_bench.benchmark.pipelines.image_tasks:train_image_classifier"
+PRIOR_TASK = "lsmia_bench.benchmark.pipelines.image_attack_tasks:train_image_prior"
+ATTACK_TASK = "lsmia_bench.benchmark.pipelines.image_attack_tasks:attack_image_target"
 #: Keyword arguments of a prior training function that the pipeline sets itself.
 PIPELINE_PRIOR_ARGS = {"images", "target", "target_input_shape", "seed", "device", "progress"}
 
@@ -92,7 +92,7 @@ class Evaluation(Architecture):
 
 
 class Privacy(Strict):
-    """How attacks are judged (DESIGN.md §6). Defaults: the knowledge extraction student of the
+    """How attacks are judged (docs/metrics.md). Defaults: the knowledge extraction student of the
     Plug & Play Attacks code (SGD lr 0.1, batch 32, 75 epochs) and PRDC with k = 3."""
 
     student_epochs: int = Field(75, ge=1)
@@ -119,7 +119,7 @@ def data_spec(config: ImageConfig) -> dict[str, Any]:
     run elsewhere), and no data home for sources that need none."""
     data = config.data.model_dump()
     if config.data.source == "olivetti":
-        from benchmark.data.olivetti import resolve_data_home
+        from lsmia_bench.benchmark.data.olivetti import resolve_data_home
 
         data["data_home"] = str(resolve_data_home(config.data.data_home))
     else:
@@ -286,9 +286,8 @@ class ImagePipeline(Pipeline):
 
     def check(self, config: ImageConfig) -> None:
         import torch
-
-        from benchmark.data.images import load_image_splits
-        from benchmark.models import build_classifier
+        from lsmia_bench.benchmark.data.images import load_image_splits
+        from lsmia_bench.benchmark.models import build_classifier
 
         if config.evaluation.name == config.target.name:
             raise UserError("evaluation.name", config.evaluation.name,
@@ -378,8 +377,7 @@ def draw_embeddings(jobs: list[Job], outcomes: dict, out_dir: Path, suite: str) 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from benchmark.embedding import PROJECTION_TITLES, PROJECTIONS, draw_embedding
+    from lsmia_bench.benchmark.embedding import PROJECTION_TITLES, PROJECTIONS, draw_embedding
 
     done = [j for j in jobs if j.stage == "targets" and outcomes.get(j.key)
             and outcomes[j.key].ok and (outcomes[j.key].artifact_dir / "embedding.csv").is_file()]

@@ -2,7 +2,7 @@
 
 :func:`train_image_prior` trains a generator prior on the suite's PUBLIC split only (a
 prerequisite job, shared by every target). :func:`attack_image_target` attacks one target with
-one attack setting on all private classes and measures every privacy metric of DESIGN.md §6
+one attack setting on all private classes and measures every privacy metric of docs/metrics.md
 with the evaluation model. A prior that depends on the target (KED-MI's GAN learns the target's
 soft labels, ``PriorKind.per_target``) cannot be a prerequisite: the attack job trains it
 itself, on the public split, and keeps it in its own cache folder under ``prior/`` (with
@@ -19,16 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lsmia_bench.attacks import ATTACKS
+from lsmia_bench.attacks.grids import save_prior_samples, save_reconstruction_grid
+from lsmia_bench.attacks.priors import PRIOR_KINDS, TrainedPrior, load_trained_prior
+from lsmia_bench.benchmark.context import TaskContext, TaskResult, seed_everything
+from lsmia_bench.benchmark.data.images import ImageSplits, load_image_splits
+from lsmia_bench.benchmark.metrics.evaluate import PrivateData, evaluate_attack
+from lsmia_bench.benchmark.models import build_classifier
+from lsmia_bench.benchmark.pipelines.image_tasks import load_image_classifier
 
-from attacks import ATTACKS
-from attacks.base import AttackOutput
-from attacks.grids import save_prior_samples, save_reconstruction_grid
-from attacks.priors import PRIOR_KINDS, TrainedPrior, load_trained_prior
-from benchmark.context import TaskContext, TaskResult, seed_everything
-from benchmark.data.images import ImageSplits, load_image_splits
-from benchmark.metrics.evaluate import PrivateData, evaluate_attack
-from benchmark.models import build_classifier
-from benchmark.pipelines.image_tasks import load_image_classifier
+from lsmia_bench.kernel.attack_output import AttackOutput
 
 #: Most points of a curve logged to MLflow (GAN loss curves have thousands of steps).
 MAX_CURVE_POINTS = 200

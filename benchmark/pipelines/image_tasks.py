@@ -15,17 +15,20 @@ from typing import Any
 
 import numpy as np
 import torch
+from lsmia_bench.benchmark.context import TaskContext, TaskResult, seed_everything
+from lsmia_bench.benchmark.data.augment import augment_images, shuffled_batches
+from lsmia_bench.benchmark.data.images import ImageSplits, load_image_splits
+from lsmia_bench.benchmark.embedding import embedding_table, save_embedding_figure
+from lsmia_bench.benchmark.metrics.features import penultimate_features
+from lsmia_bench.benchmark.metrics.utility import (
+    accuracy,
+    class_separation,
+    expected_calibration_error,
+)
+from lsmia_bench.benchmark.models import build_classifier
+from lsmia_bench.benchmark.training import TrainingHistory, predict, train_classifier
+from lsmia_bench.defenses import DEFENSES, Defense
 from torch import nn
-
-from benchmark.context import TaskContext, TaskResult, seed_everything
-from benchmark.data.augment import augment_images, shuffled_batches
-from benchmark.data.images import ImageSplits, load_image_splits
-from benchmark.embedding import embedding_table, save_embedding_figure
-from benchmark.metrics.features import penultimate_features
-from benchmark.metrics.utility import accuracy, class_separation, expected_calibration_error
-from benchmark.models import build_classifier
-from benchmark.training import TrainingHistory, predict, train_classifier
-from defenses import DEFENSES, Defense
 
 MODEL_FILE = "model.pt"
 MODEL_SPEC_FILE = "model.json"

@@ -1,4 +1,4 @@
-"""The ``toy`` pipeline: the paper's motivational 2-D example (DESIGN.md §3).
+"""The ``toy`` pipeline: the paper's motivational 2-D example (docs/protocol.md).
 
 Targets: the notebook's MLP trained full-batch with each defense. Attack: SGD on the input
 from a point of class 0 toward class 2. Report: a table and a figure of decision regions,
@@ -13,19 +13,18 @@ from typing import Any, Literal
 
 import pandas as pd
 import torch
+from lsmia_bench.attacks import ATTACKS
+from lsmia_bench.benchmark.config import ComponentSpec, Strict, SuiteConfig, build_components
+from lsmia_bench.benchmark.context import TaskContext, TaskResult, seed_everything
+from lsmia_bench.benchmark.data.blobs import toy_blobs
+from lsmia_bench.benchmark.jobs import Job
+from lsmia_bench.benchmark.metrics.attack import gradient_stability, nearest_distance
+from lsmia_bench.benchmark.metrics.utility import accuracy
+from lsmia_bench.benchmark.models.mlp import ToyMLP
+from lsmia_bench.benchmark.pipelines.base import Pipeline, Report
+from lsmia_bench.benchmark.training import predict, train_classifier
+from lsmia_bench.defenses import DEFENSES
 from pydantic import Field
-
-from attacks import ATTACKS
-from benchmark.config import ComponentSpec, Strict, SuiteConfig, build_components
-from benchmark.context import TaskContext, TaskResult, seed_everything
-from benchmark.data.blobs import toy_blobs
-from benchmark.jobs import Job
-from benchmark.metrics.attack import gradient_stability, nearest_distance
-from benchmark.metrics.utility import accuracy
-from benchmark.models.mlp import ToyMLP
-from benchmark.pipelines.base import Pipeline, Report
-from benchmark.training import predict, train_classifier
-from defenses import DEFENSES
 
 
 class BlobsData(Strict):
@@ -62,7 +61,7 @@ class ToyPipeline(Pipeline):
         build_components(config.defenses, DEFENSES, "defenses", probe=lambda: _probe(config))
         build_components(config.attacks, ATTACKS, "attacks")
         if config.target_class >= len(config.data.centers):
-            from benchmark.errors import UserError
+            from lsmia_bench.kernel.errors import UserError
 
             raise UserError("target_class", config.target_class,
                             f"Use a class index below {len(config.data.centers)}.",
@@ -76,7 +75,7 @@ class ToyPipeline(Pipeline):
                     defense = DEFENSES.get(defense_spec.name)(**params)
                     target = Job(
                         stage="targets",
-                        task="benchmark.pipelines.toy:train_target",
+                        task="lsmia_bench.benchmark.pipelines.toy:train_target",
                         name=f"target {defense.label()} seed={seed}",
                         spec={"data": config.data.model_dump(),
                               "training": config.training.model_dump(),
@@ -97,7 +96,7 @@ class ToyPipeline(Pipeline):
                 attack = ATTACKS.get(spec.name)(**params)
                 jobs.append(Job(
                     stage="attacks",
-                    task="benchmark.pipelines.toy:attack_target",
+                    task="lsmia_bench.benchmark.pipelines.toy:attack_target",
                     name=f"attack {attack.label()} on {target.labels['defense_label']} "
                          f"seed={target.labels['seed']}",
                     spec={"attack": {"name": spec.name, "params": attack.model_dump()},

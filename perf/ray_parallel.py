@@ -1,7 +1,7 @@
 """Ray parallel efficiency: N CPU trials at once against the same trials one after another.
 Target on 2 cores: speed-up >= 1.7x.
 
-    python benchmarks/ray_parallel.py [--trials 4] [--concurrent 2] [--iterations 3000]
+    python perf/ray_parallel.py [--trials 4] [--concurrent 2] [--iterations 3000]
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmark.cache import ArtifactStore
-from benchmark.config import Resources
-from benchmark.pipelines.toy import ToyConfig, ToyPipeline
-from benchmark.runner import StageRunner, init_ray
-from benchmarks.common import write_result
+from lsmia_bench.benchmark.cache import ArtifactStore
+from lsmia_bench.benchmark.config import Resources
+from lsmia_bench.benchmark.pipelines.toy import ToyConfig, ToyPipeline
+from lsmia_bench.benchmark.runner import StageRunner, init_ray
+
+from perf.common import write_result
 
 
 def stage_time(jobs, concurrent: int) -> float:

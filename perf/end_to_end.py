@@ -3,7 +3,7 @@ default configs, and an identical re-run against the first (the cache).
 
 Targets on 2 cores: toy <= 60 s, digits <= 5 min; identical re-run <= 10 % of the first run.
 
-    python benchmarks/end_to_end.py [--suites toy digits olivetti] [--rerun digits]
+    python perf/end_to_end.py [--suites toy digits olivetti] [--rerun digits]
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.common import tree_rss_bytes, write_result
+from perf.common import tree_rss_bytes, write_result
 
 
 def run_suite(suite: str, results: Path) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "benchmark.cli", "run", "--suite", suite, "--results",
+    cmd = [sys.executable, "-m", "lsmia_bench.cli", "run", "--suite", suite, "--results",
            str(results)]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

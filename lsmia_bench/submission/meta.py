@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from benchmark.component import user_error_from_validation
-from benchmark.errors import UserError
+from lsmia_bench.kernel.component import user_error_from_validation
+from lsmia_bench.kernel.errors import UserError
 
 #: A submission's name: file name of its record and its identity on the board.
 SLUG = re.compile(r"^[a-z][a-z0-9_-]{1,47}$")

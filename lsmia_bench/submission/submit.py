@@ -21,18 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import (
+from lsmia_bench.benchmark.config import (
     ComponentSpec,
     SuiteConfig,
     apply_overrides,
     read_suite_file,
     validate_suite,
 )
-from benchmark.errors import UserError
-from benchmark.registry import is_path_reference
-from benchmark.submission.check import check_in_child
-from benchmark.submission.meta import SubmissionMeta, read_meta
-from benchmark.submission.record import (
+from lsmia_bench.kernel.errors import UserError
+from lsmia_bench.kernel.registry import is_path_reference
+from lsmia_bench.submission.check import check_in_child
+from lsmia_bench.submission.meta import SubmissionMeta, read_meta
+from lsmia_bench.submission.record import (
     RECORD_FORMAT,
     RECORD_KIND,
     check_name_free,
@@ -112,7 +112,7 @@ def prepare(options: SubmitOptions) -> Prepared:
 
 
 def _validated(raw: dict[str, Any], source: str) -> SuiteConfig:
-    from benchmark.pipelines import PIPELINES
+    from lsmia_bench.benchmark.pipelines import PIPELINES
 
     name = raw.get("pipeline")
     if not isinstance(name, str):
@@ -126,7 +126,7 @@ def resolve_reference(defense: str) -> str:
     absolute; built-in defenses are already on the board and cannot be submitted."""
     from importlib.metadata import entry_points
 
-    from defenses import DEFENSES
+    from lsmia_bench.defenses import DEFENSES
 
     if is_path_reference(defense):
         path_text, _, attr = defense.rpartition(":")
@@ -158,8 +158,8 @@ def resolve_reference(defense: str) -> str:
 
 def submit(options: SubmitOptions) -> SubmitSummary:
     """The whole submission; raises UserError (exit 2) before anything is written."""
-    from benchmark.run import RunOptions, pipeline_for, run_suite
-    from benchmark.trial import hardware, package_versions
+    from lsmia_bench.benchmark.run import RunOptions, pipeline_for, run_suite
+    from lsmia_bench.benchmark.trial import hardware, package_versions
 
     started_at, clock = now_iso(), time.perf_counter()
     prepared = prepare(options)
@@ -189,8 +189,8 @@ def submit(options: SubmitOptions) -> SubmitSummary:
     failed += [f"{j.name}: not run" for j in jobs if j.key not in run.outcomes]
     if failed:
         return SubmitSummary(None, None, None, run, failed)
-    from benchmark.context import resolve_device
-    from leaderboard.records import read_invocation
+    from lsmia_bench.benchmark.context import resolve_device
+    from lsmia_bench.leaderboard.records import read_invocation
 
     invocation, trials = read_invocation(run.invocation.tracking_uri,
                                          run.invocation.parent_run_id or "")
@@ -241,8 +241,8 @@ def retire_stale(results: Path, keys: set[str], fingerprint: str) -> list[str]:
     """Cached trials of the submitted defense are reused only when an earlier submission made
     them with the same code (fingerprint); others are moved to ``<results>/superseded/`` so
     that the submission trains them afresh (job keys hash the configuration, not the code)."""
-    from benchmark.cache import ArtifactStore
-    from benchmark.state import ResultsLock
+    from lsmia_bench.benchmark.cache import ArtifactStore
+    from lsmia_bench.benchmark.state import ResultsLock
 
     trusted = {t.get("job_key") for r in existing_records(results)
                if (r.get("defense") or {}).get("fingerprint") == fingerprint

@@ -6,10 +6,10 @@ Inception-v3 evaluation model, and runs PPA at the paper's sizes (2000 / 200 / 5
 batch 25 / 50 kept over 100 transforms) on ``--attack-identities`` identities through a
 random StyleGAN-like generator at 1024 px cropped to 800 px (a stand-in: NVlabs' FFHQ network
 is heavier, so attack timings are a lower bound). Reports images/s, seconds per attacked
-identity and peak GPU memory, written to ``--out`` (default benchmarks/results/faces_gpu.json).
+identity and peak GPU memory, written to ``--out`` (default perf/results/faces_gpu.json).
 
-    python -m benchmarks.faces_gpu                # the paper's sizes (GPU, a few minutes)
-    python -m benchmarks.faces_gpu --tiny         # the same code at toy sizes (CPU check)
+    python -m perf.faces_gpu                # the paper's sizes (GPU, a few minutes)
+    python -m perf.faces_gpu --tiny         # the same code at toy sizes (CPU check)
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from benchmark.context import TaskContext, resolve_device
-from benchmark.data.fake_faces import make_fake_facescrub
+from lsmia_bench.benchmark.context import TaskContext, resolve_device
+from lsmia_bench.benchmark.data.fake_faces import make_fake_facescrub
 
 PAPER_PPA = {"search_space_size": 2000, "num_candidates": 200, "steps": 50, "batch_size": 25,
              "lr": 0.005, "samples_per_class": 50, "final_iterations": 100}
@@ -76,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).resolve().parent / "results" / "faces_gpu.json")
     args = parser.parse_args(argv)
-    from benchmark.pipelines.face_tasks import attack_face_target, train_face_classifier
+    from lsmia_bench.benchmark.pipelines.face_tasks import attack_face_target, train_face_classifier
 
     if args.tiny:
         args.identities, args.images, args.size, args.attack_identities = 4, 4, 32, 2

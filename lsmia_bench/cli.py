@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from benchmark.errors import EXIT_USER_ERROR, UserError
+from lsmia_bench.kernel.errors import EXIT_USER_ERROR, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark defenses against model inversion attacks.")
@@ -22,7 +22,7 @@ console = Console()
 err_console = Console(stderr=True)
 EXIT_INTERRUPTED = 130
 
-from leaderboard.cli import leaderboard_app  # noqa: E402
+from lsmia_bench.leaderboard.cli import leaderboard_app  # noqa: E402
 
 app.add_typer(leaderboard_app, name="leaderboard")
 
@@ -42,9 +42,9 @@ def _setup_logging(verbose: bool) -> None:
 @app.command("list")
 def list_components() -> None:
     """List suites, defenses and attacks, one line each."""
-    from attacks import ATTACKS
-    from benchmark.config import read_suite_file, suite_names
-    from defenses import DEFENSES
+    from lsmia_bench.attacks import ATTACKS
+    from lsmia_bench.benchmark.config import read_suite_file, suite_names
+    from lsmia_bench.defenses import DEFENSES
 
     console.print("[bold]Suites[/bold]")
     for name in suite_names():
@@ -92,8 +92,8 @@ def run(
 ) -> None:
     """Train targets under each defense, attack them, record everything, print the table."""
     _setup_logging(verbose)
-    from benchmark.config import apply_overrides, read_suite_file, validate_suite
-    from benchmark.run import RunOptions, run_suite
+    from lsmia_bench.benchmark.config import apply_overrides, read_suite_file, validate_suite
+    from lsmia_bench.benchmark.run import RunOptions, run_suite
 
     started = time.perf_counter()
     raw, source = read_suite_file(smoke_suite(suite, config) if smoke else suite, config)
@@ -149,8 +149,8 @@ def submit(
 ) -> None:
     """Check a defense and its metadata, run the suite's standard attacks on it, record it."""
     _setup_logging(verbose)
-    from benchmark.submission.submit import SubmitOptions
-    from benchmark.submission.submit import submit as run_submission
+    from lsmia_bench.submission.submit import SubmitOptions
+    from lsmia_bench.submission.submit import submit as run_submission
 
     started = time.perf_counter()
     summary = run_submission(SubmitOptions(
@@ -174,7 +174,7 @@ def submit(
 
 def smoke_suite(suite: str | None, config: Path | None) -> str:
     """The name of a suite's smoke version (``faces`` -> ``faces-smoke``)."""
-    from benchmark.config import suite_names
+    from lsmia_bench.benchmark.config import suite_names
 
     if config is not None or suite is None:
         raise UserError("--smoke", True, "Use --smoke with --suite (e.g. --suite faces "
@@ -190,7 +190,7 @@ def smoke_suite(suite: str | None, config: Path | None) -> str:
 
 
 def _schema_for(raw: dict, source: str) -> type:
-    from benchmark.pipelines import PIPELINES
+    from lsmia_bench.benchmark.pipelines import PIPELINES
 
     name = raw.get("pipeline")
     if not isinstance(name, str):

@@ -1,7 +1,7 @@
 """Harness overhead: lsmia-bench's training loop and attack steps against bare PyTorch loops
 of the same model, batch and data, measured in one run. Target: throughput ratio >= 0.95.
 
-    python benchmarks/harness_overhead.py [--epochs 5] [--attack-steps 200] [--repeats 3]
+    python perf/harness_overhead.py [--epochs 5] [--attack-steps 200] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ import copy
 
 import torch
 import torch.nn.functional as F
+from lsmia_bench.attacks.gmi import GMI
+from lsmia_bench.attacks.priors.base import GeneratorPrior
+from lsmia_bench.attacks.priors.nets import ImageGenerator, WGANCritic
+from lsmia_bench.benchmark.context import TaskContext
+from lsmia_bench.benchmark.data.images import load_image_splits
+from lsmia_bench.benchmark.models import build_classifier
+from lsmia_bench.benchmark.training import train_classifier
+from lsmia_bench.defenses.none import NoDefense
 
-from attacks.gmi import GMI
-from attacks.priors.base import GeneratorPrior
-from attacks.priors.nets import ImageGenerator, WGANCritic
-from benchmark.context import TaskContext
-from benchmark.data.images import load_image_splits
-from benchmark.models import build_classifier
-from benchmark.training import train_classifier
-from benchmarks.common import interleaved_best, write_result
-from defenses.none import NoDefense
+from perf.common import interleaved_best, write_result
 
 DIGITS = {"source": "digits", "private_classes": [0, 1, 2, 3, 4],
           "public_classes": [5, 6, 7, 8, 9], "test_fraction": 0.2, "split_seed": 0}

@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from benchmark.errors import UserError
+from lsmia_bench.kernel.errors import UserError
 
 T = TypeVar("T")
 

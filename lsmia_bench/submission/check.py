@@ -2,7 +2,7 @@
 
 The parent (:func:`check_in_child`) never imports the submitted code before this check has
 passed: a plug-in that hangs, crashes the interpreter or calls ``sys.exit`` while importing or
-training stops only the child. The child (``python -m benchmark.submission.check REQUEST
+training stops only the child. The child (``python -m lsmia_bench.submission.check REQUEST
 RESULT``) imports the framework, then signals that it is ready (the time limit counts from
 there, so a slow start of PyTorch is not charged to the plug-in), then:
 
@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import UserError
+from lsmia_bench.kernel.errors import UserError
 
 log = logging.getLogger("lsmia_bench")
 
@@ -56,7 +56,7 @@ def check_in_child(request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         started = time.monotonic()
         with open(output, "wb") as sink:
             child = subprocess.Popen(
-                [sys.executable, "-m", "benchmark.submission.check", str(request_file),
+                [sys.executable, "-m", "lsmia_bench.submission.check", str(request_file),
                  str(result_file)],
                 stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
                 start_new_session=True)
@@ -133,8 +133,8 @@ def main(argv: list[str]) -> int:
     # Import the framework before starting the plug-in's clock.
     import torch  # noqa: F401
 
-    import benchmark.pipelines  # noqa: F401
-    import defenses  # noqa: F401
+    import lsmia_bench.benchmark.pipelines  # noqa: F401
+    import lsmia_bench.defenses  # noqa: F401
 
     result_file.with_name(result_file.name + READY_SUFFIX).touch()
     try:
@@ -155,9 +155,9 @@ def main(argv: list[str]) -> int:
 
 def run_checks(request: dict[str, Any]) -> dict[str, Any]:
     """Steps 1-4 of the module docstring; returns what the record keeps about the defense."""
-    from benchmark.config import validate_suite
-    from benchmark.pipelines import PIPELINES
-    from defenses import DEFENSES
+    from lsmia_bench.benchmark.config import validate_suite
+    from lsmia_bench.benchmark.pipelines import PIPELINES
+    from lsmia_bench.defenses import DEFENSES
 
     reference = request["reference"]
     cls = DEFENSES.get(reference, field="DEFENSE")
@@ -181,7 +181,7 @@ def build_settings(cls: type, settings: list[dict[str, Any]], meta_file: str) ->
     """One defense per setting; a value out of the defense's range names the metadata field."""
     from pydantic import ValidationError
 
-    from benchmark.component import build_component, user_error_from_validation
+    from lsmia_bench.kernel.component import build_component, user_error_from_validation
 
     built = []
     for setting in settings:
@@ -205,7 +205,7 @@ def one_batch_check(config: Any, defense: Any, reference: str) -> float:
     """One training step on one batch of the suite: the gradient norm, or a UserError."""
     import torch
 
-    from benchmark.plugin_check import ProbeClassifier, check_defense, probe_batch
+    from lsmia_bench.benchmark.plugin_check import ProbeClassifier, check_defense, probe_batch
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -236,9 +236,9 @@ def suite_batch(config: Any) -> tuple[Any, Any, Any, int] | None:
     None where the pipeline has no such notion (the tiny probe model is used instead)."""
     if getattr(config, "pipeline", None) != "image":
         return None
-    from benchmark.data.images import load_image_splits
-    from benchmark.models import build_classifier
-    from benchmark.pipelines.image import data_spec
+    from lsmia_bench.benchmark.data.images import load_image_splits
+    from lsmia_bench.benchmark.models import build_classifier
+    from lsmia_bench.benchmark.pipelines.image import data_spec
 
     splits = load_image_splits(data_spec(config))
     channels, size, _ = splits.image_shape

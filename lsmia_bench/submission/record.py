@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmark.cache import write_json_atomic
-from benchmark.errors import UserError
+from lsmia_bench.kernel.errors import UserError
+from lsmia_bench.kernel.files import write_json_atomic
 
 log = logging.getLogger("lsmia_bench")
 
@@ -154,8 +154,8 @@ def results_summary(trials: list[Any], invocations: list[Any], submitted: set[st
                     ) -> list[dict[str, Any]]:
     """Per entry of this run (the baseline and each submitted setting): the numbers the
     leaderboard will show, computed by the leaderboard's own code."""
-    from leaderboard.board import make_board
-    from leaderboard.records import Snapshot
+    from lsmia_bench.leaderboard.board import make_board
+    from lsmia_bench.leaderboard.records import Snapshot
 
     board = make_board(Snapshot(trials, invocations))
     summary = []

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from benchmark.errors import UserError
+from lsmia_bench.kernel.errors import UserError
 
 
 class Component(BaseModel):

@@ -1,0 +1,5 @@
+"""``python -m lsmia_bench`` runs the command line."""
+
+from lsmia_bench.cli import entry
+
+entry()

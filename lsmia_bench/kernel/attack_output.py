@@ -1,0 +1,21 @@
+"""What every attack returns: reconstructions per class plus the optimisation trace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass
+class AttackOutput:
+    reconstructions: torch.Tensor
+    """Shape (N, *input_shape): the attack's final samples, in the target's input space."""
+    labels: torch.Tensor
+    """Shape (N,): the class each reconstruction was made for."""
+    trace: dict[str, Any] = field(default_factory=dict)
+    """Optimisation trace of one run: ``gradients`` (T, S, ...) gradients of the optimised
+    variable (latent or input) for S tracked samples at each of T steps, ``loss`` (T,) mean
+    total loss per step, and attack-specific curves."""
