@@ -115,10 +115,17 @@ class StageRunner:
         todo: list[Job] = []
         for job in jobs:
             failed_needs = [k for k in job.needs.values() if k in earlier and not earlier[k].ok]
+            remade = [earlier[k].job.name for k in job.needs.values()
+                      if k in earlier and earlier[k].status == "finished"]
             if failed_needs:
                 outcomes[job.key] = Outcome(job, "skipped", error="an input job failed: "
                                             + ", ".join(earlier[k].job.name for k in failed_needs))
-            elif self.store.has(job.key):
+            elif remade and self.store.path(job.key).exists():
+                # Its input was made again (e.g. it was damaged): a cached result made from the
+                # old input is not reused.
+                self.store.set_aside(job.key, f"input {', '.join(remade)} was made again")
+                todo.append(job)
+            elif self.store.verified(job.key):  # a damaged entry is set aside and runs again
                 outcomes[job.key] = self.outcome_from_store(job, "cached")
             else:
                 todo.append(job)

@@ -36,9 +36,9 @@ def execute_job(
     progress: Callable[[float, dict[str, float]], None] | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Run ``job`` unless its artifact exists; return (stored result, whether it was cached)."""
-    if store.has(job.key):
+    if store.verified(job.key):
         return store.load_result(job.key), True
-    missing = [role for role, key in job.needs.items() if not store.has(key)]
+    missing = [role for role, key in job.needs.items() if not store.verified(key)]
     if missing:
         raise TaskFailed(f"inputs {missing} of {job.name} are not in the artifact store")
     ctx = TaskContext(device=resolve_device(device), progress_callback=progress)

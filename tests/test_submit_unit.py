@@ -36,7 +36,8 @@ def test_replace_keeps_the_earlier_record_as_history(tmp_path):
 def test_cached_trials_are_reused_only_for_the_same_code(tmp_path):
     store = ArtifactStore(tmp_path / "cache")
     for key in ("aaaa", "bbbb"):
-        write_json_atomic(store.path(key) / "result.json", {"key": key})
+        with store.writing(key) as out:
+            write_json_atomic(out / "result.json", {"key": key})
     write_json_atomic(record_path(tmp_path, "old"), {
         "defense": {"fingerprint": "same-code"}, "trials": [{"job_key": "aaaa"}]})
     moved = retire_stale(tmp_path, {"aaaa", "bbbb", "cccc"}, "same-code")
