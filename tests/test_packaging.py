@@ -20,10 +20,19 @@ MAPPED = {"lsmia_bench": "lsmia_bench", "benchmark": "lsmia_bench/benchmark",
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
+    # Build from a copy of the checkout's files: setuptools leaves build/ behind, and a stale
+    # build/ would install modules that the checkout no longer has.
+    source = tmp_path_factory.mktemp("source")
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
+                            check=True, capture_output=True, text=True).stdout
+    for name in filter(None, listed.split("\0")):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(REPO)],
+         "--target", str(target), str(source)],
         check=True, capture_output=True, cwd=target,
     )
     return target
