@@ -50,10 +50,18 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                               "logging_level": logging.WARNING, "configure_logging": False}
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=num_cpus, **kwargs)
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, **kwargs)
+    except Exception as exc:
+        from lsmia_bench.benchmark.preflight import ray_auth_error
+
+        refused = ray_auth_error(exc, address)
+        if refused is not None:
+            raise refused from None
+        raise
 
 
 def node_fits(nodes: list[dict[str, float]], cpu: float, gpu: float) -> bool:

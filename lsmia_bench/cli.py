@@ -26,8 +26,10 @@ from lsmia_bench.leaderboard.cli import leaderboard_app  # noqa: E402
 
 app.add_typer(leaderboard_app, name="leaderboard")
 
-ResultsOpt = Annotated[Path, typer.Option("--results", help="Results folder (cache, MLflow "
-                                          "store, reports).", envvar="LSMIA_RESULTS")]
+# A string, not a Path: typer turns "" into "." and an empty value must be refused, not
+# written into the current folder.
+ResultsOpt = Annotated[str, typer.Option("--results", help="Results folder (cache, MLflow "
+                                         "store, reports).", envvar="LSMIA_RESULTS")]
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -68,7 +70,7 @@ def run(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: "
                                                    "key.sub=value (YAML value); repeatable.")
                     ] = None,
-    results: ResultsOpt = Path("results"),
+    results: ResultsOpt = "results",
     tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
                                                      help="MLflow tracking URI (default: SQLite "
                                                      "file in the results folder).")] = None,
@@ -92,10 +94,12 @@ def run(
 ) -> None:
     """Train targets under each defense, attack them, record everything, print the table."""
     _setup_logging(verbose)
+    from lsmia_bench.benchmark import preflight
     from lsmia_bench.benchmark.config import apply_overrides, read_suite_file, validate_suite
     from lsmia_bench.benchmark.run import RunOptions, run_suite
 
     started = time.perf_counter()
+    results_dir = _check_environment(results, tracking_uri, address)
     raw, source = read_suite_file(smoke_suite(suite, config) if smoke else suite, config)
     raw = apply_overrides(raw, set_ or [])
     for key, path in (("data_home", data_home), ("root", data_root)):
@@ -104,15 +108,16 @@ def run(
     schema = _schema_for(raw, source)
     suite_config = validate_suite(raw, source, schema)
     summary = run_suite(suite_config, RunOptions(
-        results_dir=results, tracking_uri=tracking_uri, address=address, resume=resume,
+        results_dir=results_dir, tracking_uri=tracking_uri, address=address, resume=resume,
         max_concurrent=max_concurrent, source=source))
     _print_table(summary.report.table, f"{suite_config.name}: results")
     elapsed = time.perf_counter() - started
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts.items()))
     console.print(f"Trials: {counts}. Wall time {elapsed:.1f} s.")
-    console.print(f"Report: {summary.report_dir}")
-    uri = summary.invocation.tracking_uri
-    console.print(f"MLflow: mlflow ui --backend-store-uri {uri}", markup=False)
+    console.print(f"Report: {preflight.quote(str(summary.report_dir))}", markup=False,
+                  highlight=False, soft_wrap=True)
+    console.print(f"MLflow: {mlflow_hint(summary.invocation.tracking_uri)}", markup=False,
+                  highlight=False, soft_wrap=True)
     if summary.counts.get("failed"):
         raise typer.Exit(1)
 
@@ -133,7 +138,7 @@ def submit(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a suite setting: "
                                                    "key.sub=value; the record marks the run as "
                                                    "non-standard.")] = None,
-    results: ResultsOpt = Path("results"),
+    results: ResultsOpt = "results",
     tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
                                                      help="MLflow tracking URI (default: SQLite "
                                                      "file in the results folder).")] = None,
@@ -149,12 +154,15 @@ def submit(
 ) -> None:
     """Check a defense and its metadata, run the suite's standard attacks on it, record it."""
     _setup_logging(verbose)
+    from lsmia_bench.benchmark.preflight import quote
     from lsmia_bench.submission.submit import SubmitOptions
     from lsmia_bench.submission.submit import submit as run_submission
 
     started = time.perf_counter()
+    results_dir = _check_environment(results, tracking_uri, address)
     summary = run_submission(SubmitOptions(
-        defense=defense, meta_file=meta, suite=suite, overrides=set_ or [], results_dir=results,
+        defense=defense, meta_file=meta, suite=suite, overrides=set_ or [],
+        results_dir=results_dir,
         replace=replace, tracking_uri=tracking_uri, address=address,
         max_concurrent=max_concurrent, data_home=data_home, check_timeout_s=check_timeout))
     _print_table(summary.run.report.table, f"{summary.run.invocation.suite}: submission run")
@@ -168,8 +176,28 @@ def submit(
     if summary.history_path:
         console.print(f"The earlier record is kept as {summary.history_path}.", markup=False,
                       highlight=False, soft_wrap=True)
-    console.print(f"Next: lsmia-bench leaderboard build --results {results}", markup=False,
+    console.print(f"Next: lsmia-bench leaderboard build --results {quote(str(results_dir))}",
+                  markup=False,
                   highlight=False, soft_wrap=True)
+
+
+def _check_environment(results: str, tracking_uri: str | None, address: str | None) -> Path:
+    """Results folder, tracking URI and Ray address, checked before Ray starts."""
+    from lsmia_bench.benchmark import preflight
+
+    folder = preflight.results_folder(results)
+    preflight.tracking_uri(tracking_uri)
+    preflight.ray_address(address)
+    return folder
+
+
+def mlflow_hint(uri: str) -> str:
+    """How to look at the runs: a server's own page, or ``mlflow ui`` on a local store."""
+    from lsmia_bench.benchmark.preflight import quote
+
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri} in a browser"
+    return f"mlflow ui --backend-store-uri {quote(uri)}"
 
 
 def smoke_suite(suite: str | None, config: Path | None) -> str:
