@@ -20,7 +20,10 @@ from torch import nn
 from lsmia_bench.kernel.errors import UserError
 
 #: The methods of the defense interface (see :mod:`defenses.base`).
-DEFENSE_METHODS = ("wrap_model", "feature_layers", "loss")
+DEFENSE_METHODS = ("wrap_model", "feature_layers", "loss", "at_epoch")
+
+#: Epochs of the schedule probe: ``at_epoch`` is called for each of them.
+PROBE_EPOCHS = 4
 
 
 class ProbeClassifier(nn.Module):
@@ -88,11 +91,13 @@ def check_defense(
     """Raise a UserError naming ``name`` unless ``defense`` keeps the defense interface.
 
     Checks: the interface methods are callable and none is shadowed by a misspelt one;
-    ``wrap_model`` returns a module whose ``forward`` gives (B, C) logits in train and eval
-    mode; ``feature_layers`` names existing submodules; ``loss`` returns a finite scalar tensor
-    that depends on the model's parameters and back-propagates. A suite may pass its own
-    ``model`` and ``batch`` (with ``num_classes``); by default a :class:`ProbeClassifier` and
-    :func:`probe_batch` are used. The global random state is left untouched.
+    ``at_epoch`` returns a defense of the same class for every epoch of a short schedule, with
+    finite numbers under ``schedule_series``; ``wrap_model`` returns a module whose
+    ``forward`` gives (B, C) logits in train and eval mode; ``feature_layers`` names existing
+    submodules; ``loss`` returns a finite scalar tensor that depends on the model's parameters
+    and back-propagates. A suite may pass its own ``model`` and ``batch`` (with
+    ``num_classes``); by default a :class:`ProbeClassifier` and :func:`probe_batch` are used.
+    The global random state is left untouched.
     """
     _check_methods(type(defense), field, name)
     with torch.random.fork_rng(devices=[]):
@@ -147,8 +152,10 @@ def _run_once(defense: Any, model: nn.Module, inputs: torch.Tensor, targets: tor
             step = "the wrapped model's forward()"
             logits = wrapped(inputs)
             _check_logits(logits, len(targets), num_classes, field, name, "train")
+            step = "at_epoch()"
+            current = _check_schedule(defense, field, name)
             step = "loss()"
-            loss = defense.loss(LossInputs(
+            loss = current.loss(LossInputs(
                 logits=logits, targets=targets, inputs=inputs, num_classes=num_classes,
                 progress=0.0, model=wrapped, features=dict(features)))
         _check_loss(loss, field, name)
@@ -163,6 +170,28 @@ def _run_once(defense: Any, model: nn.Module, inputs: torch.Tensor, targets: tor
     except Exception as exc:  # a plug-in may fail in any way
         raise _fail(field, name, f"{step} raised {type(exc).__name__}: {exc}",
                     "Fix the plug-in; it was run once on a tiny probe model and batch.") from None
+
+
+def _check_schedule(defense: Any, field: str, name: str) -> Any:
+    """Call ``at_epoch`` for every epoch of a short probe run, as the training loops do; check
+    that each returns a defense of the same class whose ``schedule_series`` values are finite
+    numbers. Returns the first epoch's defense (the one the loss is checked with)."""
+    epochs = []
+    for epoch in range(PROBE_EPOCHS):
+        current = defense.at_epoch(epoch, PROBE_EPOCHS)
+        if not isinstance(current, type(defense)):
+            raise _fail(field, name, f"at_epoch({epoch}, {PROBE_EPOCHS}) returned "
+                        f"{type(current).__name__}, not a {type(defense).__name__}",
+                        "Return self, or a copy such as self.model_copy(update={...}).")
+        for series, hyper in type(defense).schedule_series.items():
+            value = getattr(current, hyper, None)
+            if isinstance(value, bool) or not isinstance(value, int | float) or \
+                    not math.isfinite(value):
+                raise _fail(field, name, f"schedule_series[{series!r}] names {hyper!r}, which "
+                            f"is {value!r} at epoch {epoch}, not a finite number",
+                            "Name numeric hyper-parameters (fields) in schedule_series.")
+        epochs.append(current)
+    return epochs[0]
 
 
 def _check_logits(logits: Any, batch_size: int, num_classes: int, field: str, name: str,

@@ -101,6 +101,10 @@ def train_classifier(
 ) -> TrainingHistory:
     """Train ``model`` (already wrapped by the defense) for ``epochs`` passes over ``batches()``.
 
+    Each epoch trains with ``defense.at_epoch(epoch, epochs)`` (the defense's schedule, see
+    :meth:`defenses.base.Defense.at_epoch`); the values its ``schedule_series`` names are
+    recorded per epoch in ``history.extra``.
+
     ``precision`` (one of :data:`PRECISIONS`): None / "fp32" train in plain float32 (the
     paper's setting, bit-identical to each other); "bf16" runs the model's forward pass under
     ``torch.autocast`` with bfloat16; "fp16" with float16 and a ``torch.amp.GradScaler``, which
@@ -117,6 +121,9 @@ def train_classifier(
     with capture_features(model, layers) as features:
         for epoch in range(epochs):
             model.train()  # on_epoch may have evaluated the model (eval mode) after last epoch
+            current = epoch_defense(defense, epoch, epochs)
+            for series, value in schedule_values(current).items():
+                history.extra.setdefault(series, []).append(value)
             total_loss, correct, seen = 0.0, 0, 0
             for inputs, targets in batches():
                 inputs, targets = inputs.to(ctx.device), targets.to(ctx.device)
@@ -126,7 +133,7 @@ def train_classifier(
                 if mixed:  # defenses' losses (e.g. BiDO's linalg.solve) need float32
                     logits = logits.float()
                     captured = {name: _to_float32(out) for name, out in captured.items()}
-                loss = defense.loss(LossInputs(
+                loss = current.loss(LossInputs(
                     logits=logits, targets=targets, inputs=inputs, num_classes=num_classes,
                     progress=epoch / epochs, model=model, features=captured,
                 ))
@@ -158,6 +165,22 @@ def train_classifier(
         raise NonFiniteLoss(f"defense {defense.name!r}: final training loss is not finite")
     model.eval()
     return history
+
+
+def epoch_defense(defense: Defense, epoch: int, epochs: int) -> Defense:
+    """``defense.at_epoch(epoch, epochs)``, refused with a clear error unless it is a defense of
+    the same class (a schedule that returned, say, a number would otherwise fail in loss())."""
+    current = defense.at_epoch(epoch, epochs)
+    if not isinstance(current, type(defense)):
+        raise TypeError(f"defense {defense.name!r}: at_epoch() must return a "
+                        f"{type(defense).__name__}, got {type(current).__name__}")
+    return current
+
+
+def schedule_values(defense: Defense) -> dict[str, float]:
+    """The values of the hyper-parameters named by ``defense.schedule_series``, by series."""
+    return {series: float(getattr(defense, field))
+            for series, field in defense.schedule_series.items()}
 
 
 @torch.no_grad()

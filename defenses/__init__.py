@@ -6,8 +6,8 @@ The interface is documented in :mod:`defenses.base`.
 """
 
 from lsmia_bench.defenses.base import Defense, LossInputs
-from lsmia_bench.kernel.classifier import Classifier
 
+from lsmia_bench.kernel.classifier import Classifier
 from lsmia_bench.kernel.registry import Registry
 
 DEFENSES: Registry[type[Defense]] = Registry(

@@ -14,12 +14,16 @@ A defense is a :class:`kernel.component.Component`, i.e. a frozen pydantic model
 - **Model**: :meth:`Defense.wrap_model` may wrap or change the classifier (for example a
   bottleneck before the head). It must return a module that keeps the :class:`Classifier`
   contract, because attacks and metrics use the same model.
+- **Schedule**: :meth:`Defense.at_epoch` returns the defense to train one epoch with (default:
+  itself). A defense whose hyper-parameters change during training (label smoothing's ramped
+  alpha) returns a copy holding that epoch's values; the hyper-parameters it names in
+  :attr:`Defense.schedule_series` are recorded once per epoch as training curves.
 
-The training loop, optimiser, schedule, epochs and augmentation are the suite's and are the
-same for every defense; a defense changes only what these three methods change.
+The training loop, optimiser, learning-rate schedule, epochs and augmentation are the suite's
+and are the same for every defense; a defense changes only what these four methods change.
 
 Built-in defenses are registered by name in :data:`defenses.DEFENSES`. Outside defenses plug in
-through the entry-point group ``defenses`` or a ``path/to/file.py:ClassName``
+through the entry-point group ``lsmia_bench.defenses`` or a ``path/to/file.py:ClassName``
 reference in a config's ``defenses`` list; both are looked up and checked like the built-ins
 (see :func:`benchmark.plugin_check.check_defense`).
 """
@@ -27,6 +31,7 @@ reference in a config's ``defenses`` list; both are looked up and checked like t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -69,8 +74,26 @@ class LossInputs:
 class Defense(Component):
     """Base class: no change to the model, cross-entropy loss.
 
-    Override any of the three methods; each built-in defense in this folder is an example.
+    Override any of the four methods; each built-in defense in this folder is an example.
     """
+
+    #: Per-epoch curves to record: series name -> numeric hyper-parameter, read from the
+    #: defense :meth:`at_epoch` returned for each epoch (label smoothing: ``{"ls_alpha":
+    #: "alpha"}``). Empty for a defense without a schedule.
+    schedule_series: ClassVar[dict[str, str]] = {}
+
+    def at_epoch(self, epoch: int, epochs: int) -> Defense:
+        """The defense to train epoch ``epoch`` (0-based) of ``epochs`` with. Default: ``self``.
+
+        Every training loop calls this at the start of every epoch, for every defense, and
+        uses the returned defense's :meth:`loss` for all batches of that epoch (a pipeline
+        that trains by iterations, like ``toy``, calls it per iteration). A schedule returns a
+        copy with this epoch's values, e.g. ``self.model_copy(update={"beta": ...})``; defenses
+        are frozen, so ``self`` is never changed. The result must be an instance of the same
+        class and must not change what :meth:`wrap_model` or :meth:`feature_layers` return,
+        because the model is built once before training.
+        """
+        return self
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
         """Return the model to train (for example with a bottleneck). Default: unchanged.

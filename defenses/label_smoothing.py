@@ -70,6 +70,7 @@ class LabelSmoothing(Defense):
     paper_url: ClassVar[str] = "https://arxiv.org/abs/2310.06549"
     summary: ClassVar[str] = "Soft targets (1-a)*y + a/C; a < 0 is the paper's defense."
     strength: ClassVar[str | None] = "alpha"
+    schedule_series: ClassVar[dict[str, str]] = {"ls_alpha": "alpha"}
 
     alpha: float = Field(-0.05, gt=-1.0, lt=1.0, description="smoothing factor in (-1, 1)")
     schedule_negative: bool = Field(True, description="ramp a negative alpha in (paper's code)")
@@ -90,6 +91,12 @@ class LabelSmoothing(Defense):
                 progress, self.alpha, self.ramp_start, self.ramp_end
             )
         return self.alpha
+
+    def at_epoch(self, epoch: int, epochs: int) -> LabelSmoothing:
+        """This epoch's alpha as a constant: the schedule goes through the public hook, so the
+        training loops need not know label smoothing (and record ``ls_alpha`` from it)."""
+        return self.model_copy(update={"alpha": self.alpha_at(epoch / epochs),
+                                       "schedule_negative": False})
 
     def loss(self, batch: LossInputs) -> torch.Tensor:
         return label_smoothing_cross_entropy(

@@ -52,6 +52,12 @@ BROKEN = {
     "unknown_feature_layer": ("class Plugin(Defense):\n    def feature_layers(self, model):\n"
                               "        return ['layer4']\n", "Plugin",
                               ["feature_layers() names unknown submodules ['layer4']"]),
+    "at_epoch_returns_number": ("class Plugin(Defense):\n    def at_epoch(self, epoch, epochs):\n"
+                                "        return epoch / epochs\n", "Plugin",
+                                ["at_epoch(0, 4) returned float, not a Plugin"]),
+    "schedule_names_no_number": ("class Plugin(Defense):\n    schedule_series: ClassVar["
+                                 "dict[str, str]] = {'w': 'weight'}\n", "Plugin",
+                                 ["schedule_series['w'] names 'weight', which is None"]),
 }
 
 

@@ -77,15 +77,11 @@ def train_face_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: Pa
                                  pin_memory=ctx.device.type == "cuda")
     test_images, test_labels = private_images(splits, "test", size, data["num_workers"])
     test_curve: list[float] = []
-    alpha_at = getattr(defense, "alpha_at", None)
-    alpha_curve: list[float] = []
 
     def on_epoch(epoch: int, history: TrainingHistory) -> None:
         every = training["eval_every"]
         if (epoch + 1) % every == 0 or epoch + 1 == training["epochs"]:
             test_curve.append(accuracy(predict(model, test_images), test_labels))
-        if callable(alpha_at):
-            alpha_curve.append(float(alpha_at(epoch / training["epochs"])))
 
     started = time.perf_counter()
     history = train_classifier(model, defense, batches, optimizer, training["epochs"],
@@ -101,7 +97,7 @@ def train_face_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: Pa
     features = penultimate_features(model, test_images[shown])
     return record_training(
         out, model, model_spec, spec, defense, metrics, features, test_labels[shown],
-        list(range(splits.num_classes)), history, test_curve, alpha_curve, fit_time,
+        list(range(splits.num_classes)), history, test_curve, fit_time,
         {"embedding": f"test images of the first {EMBEDDING_CLASSES} identities",
          "data": splits.record(), "precision": training["precision"] or "fp32",
          "pretraining": pretraining or "not a torchvision network"})
@@ -147,4 +143,4 @@ def attack_face_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
     private = PrivateData(train_images, train_labels, test_images, test_labels)
     return measure_attack(spec, attack, output, evaluation, private, make_student,
                           splits.num_classes, out, ctx, TaskResult(metrics, {}, info),
-                          facenet_weights=spec["privacy"]["facenet_weights"])
+                          facenet_weights=spec["privacy"]["facenet_weights"], target=target)

@@ -103,14 +103,10 @@ def train_image_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: P
                                training["batch_size"], generator,
                                transform if any(augmentation.values()) else None)
     test_curve: list[float] = []
-    alpha_curve: list[float] = []
-    alpha_at = getattr(defense, "alpha_at", None)
 
     def on_epoch(epoch: int, history: TrainingHistory) -> None:
         test_curve.append(accuracy(predict(model, splits.private_test),
                                    splits.private_test_labels))
-        if callable(alpha_at):
-            alpha_curve.append(float(alpha_at(epoch / training["epochs"])))
 
     started = time.perf_counter()
     history = train_classifier(model, defense, batches, optimizer, training["epochs"],
@@ -121,7 +117,7 @@ def train_image_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: P
     features = penultimate_features(model, splits.private_test)
     return record_training(
         out, model, model_spec, spec, defense, metrics, features, splits.private_test_labels,
-        splits.private_classes, history, test_curve, alpha_curve, fit_time,
+        splits.private_classes, history, test_curve, fit_time,
         {"num_classes": splits.num_classes, "train_images": len(splits.private_train),
          "test_images": len(splits.private_test)})
 
@@ -129,11 +125,12 @@ def train_image_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: P
 def record_training(out: Path, model: nn.Module, model_spec: dict[str, Any],
                     spec: dict[str, Any], defense: Defense, metrics: dict[str, float],
                     features: torch.Tensor, labels: torch.Tensor, class_ids: list[int],
-                    history: TrainingHistory, test_curve: list[float],
-                    alpha_curve: list[float], fit_time: float,
+                    history: TrainingHistory, test_curve: list[float], fit_time: float,
                     info: dict[str, Any]) -> TaskResult:
     """Save ``model.pt`` + ``model.json``, the test features, their embedding table and figure;
-    the training task's result (metrics, curves, ``info`` added to the shared facts)."""
+    the training task's result (metrics, curves, ``info`` added to the shared facts).
+
+    The curves include the defense's schedule (``history.extra``, e.g. ``ls_alpha``)."""
     seed = int(spec["seed"])
     torch.save(model.state_dict(), out / MODEL_FILE)
     (out / MODEL_SPEC_FILE).write_text(json.dumps(model_spec, indent=2))
@@ -145,8 +142,6 @@ def record_training(out: Path, model: nn.Module, model_spec: dict[str, Any],
              f"silhouette {metrics['class_separation']:.3f}")
     save_embedding_figure(table, title, out / "embedding.png")
     series = history.as_series() | {"test_accuracy_by_epoch": test_curve}
-    if alpha_curve:
-        series["ls_alpha"] = alpha_curve
     return TaskResult(
         metrics=metrics | {"fit_time_s": fit_time, "epochs": float(spec["training"]["epochs"]),
                            "final_train_loss": history.train_loss[-1]},

@@ -108,18 +108,21 @@ class ToyPipeline(Pipeline):
 
     def report(self, config: ToyConfig, jobs: list[Job], outcomes: dict, out_dir: Path) -> Report:
         rows = []
+        # Each sweep's value goes under its own hyper-parameter's name (label smoothing's
+        # "alpha"), read from the defenses' public metadata, so a plug-in's sweep gets a column
+        # too; a defense without a strength (none) leaves it empty.
+        strength_names = {cls.name: cls.strength for cls in
+                          (DEFENSES.get(spec.name) for spec in config.defenses)}
         for job in jobs:
             if job.stage != "attacks":
                 continue
             target = outcomes.get(job.needs["target"])
             attack = outcomes.get(job.key)
-            row: dict[str, Any] = {
-                "defense": job.labels["defense_label"],
-                "alpha": job.labels["strength"] if job.labels["defense"] == "label_smoothing"
-                else (0.0 if job.labels["defense"] == "none" else None),
-                "seed": job.labels["seed"],
-                "status": attack.status if attack else "missing",
-            }
+            row: dict[str, Any] = {"defense": job.labels["defense_label"]}
+            strength = strength_names.get(job.labels["defense"])
+            if strength is not None:
+                row[strength] = job.labels["strength"]
+            row |= {"seed": job.labels["seed"], "status": attack.status if attack else "missing"}
             if target and target.result:
                 row["test_accuracy"] = target.result["metrics"].get("test_accuracy")
             if attack and attack.result:
