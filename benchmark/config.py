@@ -1,6 +1,7 @@
 """Suite configuration: YAML files in ``configs/`` validated into typed objects.
 
-Each pipeline (``toy``, ``image``) extends :class:`SuiteConfig` with its own sections; the
+Each pipeline (``toy``, ``image``, ``faces``) extends :class:`SuiteConfig` with its own
+sections (``ToyConfig``, ``ImageConfig``, ``FacesConfig`` in ``benchmark/pipelines/``); the
 ``pipeline`` key of a suite file picks the schema.
 """
 

@@ -166,7 +166,12 @@ def _build_model(spec: dict[str, Any]) -> torch.nn.Module:
 
 def train_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
                  ctx: TaskContext) -> TaskResult:
-    """Train the toy MLP full-batch with the spec's defense; save it to ``out/model.pt``."""
+    """Train the toy MLP full-batch with the spec's defense; save it to ``out/model.pt``.
+
+    Metrics: ``test_accuracy``, ``train_accuracy`` (eval mode, on the training points: the
+    leaderboard's "Train acc."), ``final_train_loss``. Curves (every ``series_stride``-th
+    iteration): ``train_loss``, ``train_accuracy_by_iteration`` (train mode, while training)
+    and the defense's schedule, if any."""
     seed_everything(_seed_spec(spec))
     x_train, y_train, x_test, y_test = _toy_data(spec["data"])
     defense = DEFENSES.get(spec["defense"]["name"])(**spec["defense"]["params"])
@@ -183,7 +188,7 @@ def train_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
     train_acc = accuracy(predict(model, x_train), y_train)
     # A loss curve of 5000 points is too much for MLflow; keep every 50th iteration.
     stride = max(1, len(history.train_loss) // 100)
-    series = {k: v[::stride] for k, v in history.as_series().items()}
+    series = {k: v[::stride] for k, v in curves.items()}
     return TaskResult(
         metrics={"test_accuracy": test_acc, "train_accuracy": train_acc,
                  "final_train_loss": history.train_loss[-1]},
@@ -193,6 +198,11 @@ def train_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
 
 def load_toy_target(spec: dict[str, Any], folder: Path) -> torch.nn.Module:
     defense = DEFENSES.get(spec["defense"]["name"])(**spec["defense"]["params"])
+    # The running (train-mode, per-iteration) accuracy gets its own name: as "train_accuracy"
+    # it shared MLflow's key with the metric below (eval-mode accuracy on the training points,
+    # the leaderboard's "Train acc."), so that metric was read back as a curve.
+    curves = history.as_series()
+    curves["train_accuracy_by_iteration"] = curves.pop("train_accuracy")
     model = defense.wrap_model(_build_model(spec))
     model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
     return model.eval()
