@@ -17,9 +17,10 @@ from lsmia_bench.benchmark.pipelines import PIPELINES, Pipeline, Report
 from lsmia_bench.benchmark.progress import ProgressView
 from lsmia_bench.benchmark.runner import Outcome, StageRunner, check_stages_feasible
 from lsmia_bench.benchmark.state import Invocation, InvocationStore, ResultsLock, now
-from lsmia_bench.benchmark.tracking import Tracker, default_tracking_uri
+from lsmia_bench.benchmark.tracking import Tracker
 
 from lsmia_bench.kernel.errors import UserError
+from lsmia_bench.kernel.records import InvocationRecord, ResultsLayout, TrialRecord
 
 log = logging.getLogger("lsmia_bench")
 
@@ -43,6 +44,10 @@ class RunSummary:
     report: Report
     report_dir: Path
     counts: dict[str, int] = field(default_factory=dict)
+    #: The parent run and the trials as recorded in MLflow by this process (a resumed run's
+    #: earlier trials are in MLflow only): what ``submit`` keeps without reading MLflow back.
+    record: InvocationRecord | None = None
+    trials: list[TrialRecord] = field(default_factory=list)
 
 
 def pipeline_for(config: SuiteConfig) -> Pipeline:
@@ -50,19 +55,19 @@ def pipeline_for(config: SuiteConfig) -> Pipeline:
 
 
 def run_suite(config: SuiteConfig, options: RunOptions) -> RunSummary:
-    results = Path(options.results_dir).resolve()
+    layout = ResultsLayout(options.results_dir)
     pipeline = pipeline_for(config)
     pipeline.check(config)
     jobs = pipeline.plan(config)
-    tracking_uri = options.tracking_uri or default_tracking_uri(results)
+    tracking_uri = options.tracking_uri or layout.tracking_uri
     progress = options.progress or ProgressView()
     check_stages_feasible({job.stage: getattr(config.resources, job.stage) for job in jobs
-                           if not (results / "cache" / job.key / RESULT_FILE).is_file()},
+                           if not (layout.cache / job.key / RESULT_FILE).is_file()},
                           options.address)
-    with ResultsLock(results):
-        invocations = InvocationStore(results)
+    with ResultsLock(layout.root):
+        invocations = InvocationStore(layout.root)
         invocation = _invocation(invocations, config, tracking_uri, options.resume)
-        tracker = Tracker(tracking_uri, results / "mlartifacts")
+        tracker = Tracker(tracking_uri, layout.mlartifacts)
         invocation.parent_run_id = tracker.start(
             config.name, invocation.id, config.model_dump(mode="json"), config.config_hash(),
             options.source, resume_run_id=invocation.parent_run_id)
@@ -72,13 +77,13 @@ def run_suite(config: SuiteConfig, options: RunOptions) -> RunSummary:
             progress.trial_done(outcome)
             if outcome.job.key in invocation.logged:
                 return
-            run_id = tracker.log_outcome(outcome, config.name)
+            trial = tracker.log_outcome(outcome, config.name)
             if outcome.ok:  # a failed trial is tried again on --resume and logged again
-                invocation.logged[outcome.job.key] = run_id
+                invocation.logged[outcome.job.key] = trial.run_id
                 invocations.save(invocation)
 
-        store = ArtifactStore(results / "cache")
-        runner = StageRunner(store, results / "ray", f"{config.name}-{invocation.id}",
+        store = ArtifactStore(layout.cache)
+        runner = StageRunner(store, layout.ray, f"{config.name}-{invocation.id}",
                              device=config.device, max_concurrent=options.max_concurrent,
                              on_outcome=record, on_progress=progress.trial_progress,
                              address=options.address)
@@ -92,7 +97,7 @@ def run_suite(config: SuiteConfig, options: RunOptions) -> RunSummary:
                 resources = getattr(config.resources, stage)
                 outcomes.update(runner.run(stage, stage_jobs, resources, outcomes))
                 progress.stop()
-            report_dir = results / "reports" / config.name / invocation.id
+            report_dir = layout.reports(config.name, invocation.id)
             report = pipeline.report(config, jobs, outcomes, report_dir)
             report_dir.mkdir(parents=True, exist_ok=True)
             table_csv = report_dir / "table.csv"
@@ -109,7 +114,8 @@ def run_suite(config: SuiteConfig, options: RunOptions) -> RunSummary:
         invocation.finished_at = now()
         invocations.save(invocation)
         tracker.finish("FINISHED" if counts.get("failed", 0) == 0 else "FAILED")
-    return RunSummary(invocation, jobs, outcomes, report, report_dir, counts)
+    return RunSummary(invocation, jobs, outcomes, report, report_dir, counts,
+                      tracker.invocation, list(tracker.trials.values()))
 
 
 def _invocation(store: InvocationStore, config: SuiteConfig, tracking_uri: str,

@@ -14,13 +14,14 @@ from typing import IO
 
 from lsmia_bench.kernel.errors import UserError
 from lsmia_bench.kernel.files import write_json_atomic
+from lsmia_bench.kernel.records import ResultsLayout
 
 
 class ResultsLock:
     """An exclusive lock on the results folder, held for the whole run."""
 
     def __init__(self, results_dir: Path) -> None:
-        self.path = Path(results_dir) / ".lock"
+        self.path = ResultsLayout(results_dir).lock
         self._handle: IO[str] | None = None
 
     def __enter__(self) -> ResultsLock:
@@ -70,7 +71,7 @@ class Invocation:
 
 class InvocationStore:
     def __init__(self, results_dir: Path) -> None:
-        self.folder = Path(results_dir) / "invocations"
+        self.folder = ResultsLayout(results_dir).invocations
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def save(self, invocation: Invocation) -> None:

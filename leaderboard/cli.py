@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from lsmia_bench.kernel.errors import UserError
+from lsmia_bench.kernel.records import ResultsLayout
 
 leaderboard_app = typer.Typer(add_completion=False, no_args_is_help=True,
                               help="Build or preview the static leaderboard site.")
@@ -30,14 +31,12 @@ def tracking_uri_for(results: Path, tracking_uri: str | None) -> str:
     """The store to read: the given URI, else the SQLite file ``lsmia-bench run`` writes."""
     if tracking_uri:
         return tracking_uri
-    from lsmia_bench.benchmark.tracking import default_tracking_uri
-
-    database = Path(results).resolve() / "mlflow.db"
-    if not database.is_file():
+    layout = ResultsLayout(results)
+    if not layout.mlflow_db.is_file():
         raise UserError("--results", str(results), "Run `lsmia-bench run --suite digits` first, "
                         "or point --results or --tracking-uri at a recorded store.",
-                        problem=f"no MLflow store at {database}")
-    return default_tracking_uri(results)
+                        problem=f"no MLflow store at {layout.mlflow_db}")
+    return layout.tracking_uri
 
 
 @leaderboard_app.command("build")

@@ -1,9 +1,9 @@
 """Submission records: ``<results>/submissions/<name>.json``, never silently overwritten.
 
 A record is self-contained: metadata, the defense (class, code fingerprint, distribution),
-the suite configuration and its hash, the trials as the leaderboard reads them from MLflow
-(metrics, curves, labels, configuration, hardware, versions), a summary of the results,
-package versions, git commits, hardware, seeds and timestamps. ``leaderboard build`` reads
+the suite configuration and its hash, the trials as recorded in MLflow (the kernel's
+``TrialRecord``: metrics, curves, labels, configuration, hardware, versions), a summary of the
+results, package versions, git commits, hardware, seeds and timestamps. ``leaderboard build`` reads
 it (see ``leaderboard/submissions.py``). ``--replace`` moves the earlier record to
 ``submissions/history/<name>-<time>.json`` first.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -20,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from lsmia_bench.kernel.errors import UserError
-from lsmia_bench.kernel.files import write_json_atomic
+from lsmia_bench.kernel.files import write_bytes_atomic, write_json_atomic
+from lsmia_bench.kernel.records import InvocationRecord, ResultsLayout, TrialRecord
 
 log = logging.getLogger("lsmia_bench")
 
@@ -29,11 +29,11 @@ RECORD_KIND = "lsmia-bench submission"
 
 
 def submissions_dir(results: Path) -> Path:
-    return Path(results).resolve() / "submissions"
+    return ResultsLayout(results).submissions
 
 
 def record_path(results: Path, name: str) -> Path:
-    return submissions_dir(results) / f"{name}.json"
+    return ResultsLayout(results).submission(name)
 
 
 def check_name_free(results: Path, name: str, replace: bool, meta_file: str) -> None:
@@ -54,7 +54,7 @@ def write_record(results: Path, name: str, record: dict[str, Any], replace: bool
     if path.exists():
         old = path.read_bytes()
         history = _history_path(results, name, _stamp_of(old, path))
-        _write_bytes_atomic(history, old)
+        write_bytes_atomic(history, old)
         record["replaces"] = history.relative_to(submissions_dir(results)).as_posix()
         log.info("kept the earlier record of %s as %s", name, history)
     write_json_atomic(path, record)
@@ -63,9 +63,10 @@ def write_record(results: Path, name: str, record: dict[str, Any], replace: bool
 
 def existing_records(results: Path) -> list[dict[str, Any]]:
     """Current and earlier records of this results folder (unreadable files skipped)."""
-    folder = submissions_dir(results)
+    layout = ResultsLayout(results)
     found = []
-    for file in [*sorted(folder.glob("*.json")), *sorted(folder.glob("history/*.json"))]:
+    for file in [*sorted(layout.submissions.glob("*.json")),
+                 *sorted(layout.submission_history.glob("*.json"))]:
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -76,7 +77,7 @@ def existing_records(results: Path) -> list[dict[str, Any]]:
 
 
 def _history_path(results: Path, name: str, stamp: str) -> Path:
-    folder = submissions_dir(results) / "history"
+    folder = ResultsLayout(results).submission_history
     candidate = folder / f"{name}-{stamp}.json"
     counter = 1
     while candidate.exists():
@@ -91,16 +92,6 @@ def _stamp_of(text: bytes, path: Path) -> str:
     except (ValueError, KeyError, TypeError):
         when = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     return when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def now_iso() -> str:
@@ -140,8 +131,8 @@ def git_info(path: Path | str | None, expected_root: Path | None = None) -> dict
         Path(root).resolve())) if folder.is_relative_to(Path(root).resolve()) else ""}
 
 
-def trial_dicts(trials: list[Any]) -> list[dict[str, Any]]:
-    """Trial records (leaderboard.records.TrialRecord) as JSON, without figure listings."""
+def trial_dicts(trials: list[TrialRecord]) -> list[dict[str, Any]]:
+    """Trial records as JSON, without figure listings."""
     out = []
     for trial in trials:
         data = asdict(trial)
@@ -150,7 +141,8 @@ def trial_dicts(trials: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def results_summary(trials: list[Any], invocations: list[Any], submitted: set[str]
+def results_summary(trials: list[TrialRecord], invocations: list[InvocationRecord],
+                    submitted: set[str]
                     ) -> list[dict[str, Any]]:
     """Per entry of this run (the baseline and each submitted setting): the numbers the
     leaderboard will show, computed by the leaderboard's own code."""

@@ -29,6 +29,7 @@ from lsmia_bench.benchmark.config import (
     validate_suite,
 )
 from lsmia_bench.kernel.errors import UserError
+from lsmia_bench.kernel.records import ResultsLayout
 from lsmia_bench.kernel.registry import is_path_reference
 from lsmia_bench.submission.check import check_in_child
 from lsmia_bench.submission.meta import SubmissionMeta, read_meta
@@ -175,7 +176,7 @@ def submit(options: SubmitOptions) -> SubmitSummary:
     config = prepared.config
     pipeline = pipeline_for(config)
     pipeline.check(config)  # the same checks as `run`; the plug-in passed them in the child
-    results = Path(options.results_dir).resolve()
+    results = ResultsLayout(options.results_dir).root
     jobs = pipeline.plan(config)
     submitted = submitted_keys(jobs, prepared.reference)
     retire_stale(results, submitted, defense["fingerprint"])
@@ -190,10 +191,11 @@ def submit(options: SubmitOptions) -> SubmitSummary:
     if failed:
         return SubmitSummary(None, None, None, run, failed)
     from lsmia_bench.benchmark.context import resolve_device
-    from lsmia_bench.leaderboard.records import read_invocation
 
-    invocation, trials = read_invocation(run.invocation.tracking_uri,
-                                         run.invocation.parent_run_id or "")
+    # The records the run logged to MLflow (the same mapping the leaderboard reads back
+    # through), so the submission does not read its own run back out of the store.
+    invocation, trials = run.record, run.trials
+    assert invocation is not None
     targets = {k for k in submitted if any(j.key == k and j.stage == "targets" for j in jobs)}
     record = {
         "format": RECORD_FORMAT, "kind": RECORD_KIND, "name": prepared.meta.name,
@@ -248,17 +250,18 @@ def retire_stale(results: Path, keys: set[str], fingerprint: str) -> list[str]:
                if (r.get("defense") or {}).get("fingerprint") == fingerprint
                for t in r.get("trials") or [] if isinstance(t, dict)}
     moved = []
-    with ResultsLock(results):
-        store = ArtifactStore(results / "cache")
+    layout = ResultsLayout(results)
+    with ResultsLock(layout.root):
+        store = ArtifactStore(layout.cache)
         for key in sorted(keys):
             if store.has(key) and key not in trusted:
-                target = results / "superseded" / f"{key}-{int(time.time())}"
+                target = layout.superseded / f"{key}-{int(time.time())}"
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(store.path(key)), str(target))
                 moved.append(key)
     if moved:
         log.info("trained again (cached results not made by this code): %d trial(s); the old "
-                 "ones are in %s", len(moved), results / "superseded")
+                 "ones are in %s", len(moved), layout.superseded)
     return moved
 
 
