@@ -20,8 +20,10 @@ from lsmia_bench.leaderboard.columns import (
     ordered_metrics,
 )
 from lsmia_bench.leaderboard.ranking import Point, leakage, rank_order
-from lsmia_bench.leaderboard.records import InvocationRecord, Snapshot, TrialRecord, latest_per_job
+from lsmia_bench.leaderboard.records import Snapshot, latest_per_job
 from lsmia_bench.leaderboard.submissions import Submission, merge_trials, parse_all, submission_for
+
+from lsmia_bench.kernel.records import InvocationRecord, TrialRecord
 
 #: Where an architecture may be recorded, first match wins (labels, then spec keys).
 ARCHITECTURE_KEYS = ("architecture", "model.architecture", "model.name", "model.arch", "model",

@@ -28,7 +28,6 @@ from lsmia_bench.leaderboard.board import Board, make_board
 from lsmia_bench.leaderboard.columns import FIXED_COLUMNS, format_value
 from lsmia_bench.leaderboard.ranking import RANKING_RULE
 from lsmia_bench.leaderboard.records import fetch_artifact, read_snapshot
-from lsmia_bench.leaderboard.submissions import submission_views
 from lsmia_bench.leaderboard.views import curves as curve_charts
 from lsmia_bench.leaderboard.views import (
     entry_figures,
@@ -36,6 +35,7 @@ from lsmia_bench.leaderboard.views import (
     entry_results,
     provenance,
     safe_url,
+    submission_views,
     suite_view,
     trial_rows,
 )

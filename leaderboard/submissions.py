@@ -1,7 +1,7 @@
 """Submission records (``lsmia-bench submit``) as the board sees them: typed, tolerant of
 damage (a broken record is skipped with a warning, never a failed build).
 
-A record holds its own trials (see ``benchmark/submission/record.py``), so an entry appears
+A record holds its own trials (see ``lsmia_bench/submission/record.py``), so an entry appears
 even when the board is built from another MLflow store than the one the submission ran in;
 trials that the store does hold win (they carry figures). Entries whose targets a *current*
 record submitted are marked as that submission; entries only an earlier, replaced record
@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lsmia_bench.leaderboard.records import InvocationRecord, TrialRecord
-
-if TYPE_CHECKING:
-    from lsmia_bench.leaderboard.board import Entry
-    from lsmia_bench.leaderboard.views import SuiteView
+from lsmia_bench.kernel.records import InvocationRecord, TrialRecord
 
 log = logging.getLogger("lsmia_bench")
 
@@ -157,31 +153,3 @@ def _trial(data: dict[str, Any]) -> TrialRecord:
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
-
-
-@dataclass
-class SubmissionView:
-    submission: Submission
-    entries: list[Entry]
-    suite_slug: str
-
-
-def submission_views(suites: list[SuiteView], submissions: list[Submission]
-                     ) -> list[SubmissionView]:
-    """Each record with the entries it submitted (current records first, newest first)."""
-    views = []
-    for submission in sorted(submissions, key=lambda s: (not s.current, s.name,
-                                                         _desc(s.finished_at))):
-        entries, slug_ = [], ""
-        for view in suites:
-            if view.suite.name != submission.suite:
-                continue
-            slug_ = view.slug
-            entries = [e for e in view.suite.entries if e.submission is submission]
-        views.append(SubmissionView(submission, entries, slug_))
-    return views
-
-
-def _desc(text: str) -> str:
-    """Sort key that puts later ISO timestamps first."""
-    return "".join(chr(0x10FFFF - ord(c)) for c in text)

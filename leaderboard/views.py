@@ -21,7 +21,10 @@ from lsmia_bench.leaderboard.columns import (
     format_value,
     unit_note,
 )
-from lsmia_bench.leaderboard.records import MAX_IMAGE_BYTES, Artifact, TrialRecord
+from lsmia_bench.leaderboard.records import MAX_IMAGE_BYTES
+from lsmia_bench.leaderboard.submissions import Submission
+
+from lsmia_bench.kernel.records import Artifact, TrialRecord
 
 
 @dataclass
@@ -367,3 +370,33 @@ def submission_badge(entry: Entry) -> tuple[str, str]:
     note = "" if submission.standard else " Run with non-standard settings: " + ", ".join(
         submission.overrides) + "."
     return "submission", f"Submitted as {submission.name} by {who}.{note}"
+
+
+# The submit page's view of each record sits with the other views (not in submissions.py, which
+# the board imports): it needs the board's entries and the suites' views.
+@dataclass
+class SubmissionView:
+    submission: Submission
+    entries: list[Entry]
+    suite_slug: str
+
+
+def submission_views(suites: list[SuiteView], submissions: list[Submission]
+                     ) -> list[SubmissionView]:
+    """Each record with the entries it submitted (current records first, newest first)."""
+    views = []
+    for submission in sorted(submissions, key=lambda s: (not s.current, s.name,
+                                                         _desc(s.finished_at))):
+        entries, slug_ = [], ""
+        for view in suites:
+            if view.suite.name != submission.suite:
+                continue
+            slug_ = view.slug
+            entries = [e for e in view.suite.entries if e.submission is submission]
+        views.append(SubmissionView(submission, entries, slug_))
+    return views
+
+
+def _desc(text: str) -> str:
+    """Sort key that puts later ISO timestamps first."""
+    return "".join(chr(0x10FFFF - ord(c)) for c in text)
