@@ -1,19 +1,23 @@
-"""The one table that names and explains metrics on the leaderboard.
+"""Names, explanations and directions of the leaderboard's metric columns, read from the metric
+registry (``lsmia_bench.benchmark.metrics.METRICS``, each metric declared next to its function).
 
-Columns are data-driven: every metric recorded in MLflow becomes a column. A metric listed
-here gets a readable title, an explanation and a direction (which way is better for the
-*defender*); an unknown metric still appears, under its recorded name, with a generic note.
-Add a row here when an attack or pipeline starts recording a new metric.
+Columns are data-driven: every metric recorded in MLflow becomes a column. A declared metric
+gets its title, explanation and direction (which way is better for the *defender*); an
+unknown metric still appears, under its recorded name, with a generic note.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
-Better = Literal["higher", "lower"] | None
-Format = Literal["percent", "float", "seconds", "count"]
+from lsmia_bench.benchmark.metrics import METRICS
+from lsmia_bench.leaderboard.ranking import RANKING_PRIVACY_METRICS  # noqa: F401 - board.py
+
+from lsmia_bench.kernel.metrics import Direction, MetricSpec, Unit
+
+Better = Direction
+Format = Unit
 
 
 @dataclass(frozen=True)
@@ -35,77 +39,19 @@ class MetricInfo:
         return f"{self.explanation} ({arrow} for the defense.)"
 
 
-def _m(key: str, title: str, explanation: str, better: Better = None,
-       fmt: Format = "float", detail: bool = False) -> MetricInfo:
-    return MetricInfo(key, title, explanation, better, fmt, detail)
+def info_of(spec: MetricSpec) -> MetricInfo:
+    """The leaderboard's view of a declared metric."""
+    return MetricInfo(spec.name, spec.title, spec.explanation, spec.direction, spec.unit,
+                      spec.detail)
 
 
 #: Metrics of a trained target (utility and cost), in display order.
-TARGET_METRICS: dict[str, MetricInfo] = {m.key: m for m in [
-    _m("test_accuracy", "Test acc.", "Top-1 accuracy of the target model on held-out test "
-       "data of its private classes.", "higher", "percent"),
-    _m("ece", "ECE", "Expected calibration error of the target on test data: the mean gap "
-       "between confidence and accuracy over confidence bins.", "lower", "float"),
-    _m("train_accuracy", "Train acc.", "Top-1 accuracy of the target on its own training data.",
-       None, "percent", detail=True),
-    _m("final_train_loss", "Final loss", "Training loss at the last step (with the defense's "
-       "loss, so not comparable across defenses).", None, "float", detail=True),
-    _m("class_separation", "Separation", "Silhouette score of the target's penultimate "
-       "features on private test data: how far apart the classes lie in embedding space "
-       "(see the entry's embedding figure).", None, "float", detail=True),
-    _m("fit_time_s", "Fit time", "Seconds spent in the training loop itself.", None, "seconds",
-       detail=True),
-    _m("epochs", "Epochs", "Training epochs.", None, "count", detail=True),
-    _m("train_time_s", "Train time", "Wall-clock seconds to train the target (hardware "
-       "dependent; see the entry page).", None, "seconds", detail=True),
-]}
-
+TARGET_METRICS: dict[str, MetricInfo] = {s.name: info_of(s) for s in METRICS
+                                         if s.scope == "target"}
 #: Metrics of an attack on a target (privacy), in display order.
-ATTACK_METRICS: dict[str, MetricInfo] = {m.key: m for m in [
-    _m("attack_acc1", "Acc@1", "Attack accuracy: share of reconstructions that the evaluation "
-       "model (another architecture trained on the same private data) assigns to the attacked "
-       "class as its top-1 prediction. Lower means less leakage.", "lower", "percent"),
-    _m("attack_acc5", "Acc@5", "Like Acc@1, with the attacked class among the evaluation "
-       "model's top-5 predictions.", "lower", "percent"),
-    _m("delta_eval", "δ eval", "Squared L2 distance in the evaluation model's penultimate "
-       "features from each reconstruction to the nearest private training image of its class. "
-       "Higher means the reconstructions are further from the private data.", "higher"),
-    _m("delta_face", "δ face", "Like δ eval, in FaceNet (InceptionResnetV1, VGGFace2) feature "
-       "space; face suites only.", "higher"),
-    _m("fid", "FID", "Fréchet distance between features of the reconstructions and of the "
-       "private data. Higher means the reconstructions look less like the private data.",
-       "higher"),
-    _m("precision", "Precision", "Share of reconstructions that fall inside the private "
-       "data's feature manifold (k = 3 nearest neighbours).", "lower", detail=True),
-    _m("recall", "Recall", "Share of private samples whose neighbourhood holds a "
-       "reconstruction (k = 3).", "lower", detail=True),
-    _m("density", "Density", "How many private-data neighbourhoods contain each "
-       "reconstruction, on average (k = 3).", "lower", detail=True),
-    _m("coverage", "Coverage", "Share of private samples whose nearest-neighbour ball holds at "
-       "least one reconstruction (k = 3).", "lower", detail=True),
-    _m("xi", "ξ", "Knowledge extraction score: accuracy on real private test data of a student "
-       "model trained only on the attack's reconstructions.", "lower", "percent"),
-    _m("gradient_stability", "Grad. stability", "Mean cosine similarity of consecutive attack "
-       "gradients (the paper's analysis: negative label smoothing makes it lower).", "lower",
-       detail=True),
-    _m("distance_nearest", "Distance", "Euclidean distance from the attack's end point to the "
-       "nearest training point of the attacked class. Higher means the attack ends further "
-       "from the private data.", "higher"),
-    _m("distance_mean", "Dist. to mean", "Euclidean distance from the attack's end point to the "
-       "mean of the attacked class's training points.", "higher", detail=True),
-    _m("steps", "Steps", "Optimisation steps the attack ran (it stops once the target's "
-       "confidence for the attacked class exceeds its threshold).", None, "count", detail=True),
-    _m("final_confidence", "Final conf.", "The target's confidence for the attacked class at "
-       "the attack's end point.", None, "percent", detail=True),
-    _m("reached_confidence", "Reached", "Share of attack runs that reached the confidence "
-       "threshold.", None, "percent", detail=True),
-    _m("elapsed_s", "Attack time", "Wall-clock seconds the attack took.", None, "seconds",
-       detail=True),
-]}
+ATTACK_METRICS: dict[str, MetricInfo] = {s.name: info_of(s) for s in METRICS
+                                         if s.scope == "attack"}
 
-#: Privacy metrics the ranking may use, most preferred first (the first one recorded wins).
-RANKING_PRIVACY_METRICS = ("attack_acc1", "attack_acc5", "xi", "delta_eval", "delta_face", "fid",
-                           "distance_nearest")
 #: The utility metric of the ranking and the Pareto plot.
 UTILITY_METRIC = "test_accuracy"
 
@@ -139,8 +85,8 @@ def metric_info(key: str, stage: str) -> MetricInfo:
         return table[key]
     if key in other:
         return other[key]
-    return MetricInfo(key, key, f"Recorded metric {key!r} (no description in "
-                      "leaderboard/columns.py yet).")
+    return MetricInfo(key, key, f"Recorded metric {key!r} (not declared in the metric "
+                      "registry, lsmia_bench.benchmark.metrics, yet).")
 
 
 def ordered_metrics(keys: set[str], stage: str) -> list[str]:

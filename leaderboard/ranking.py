@@ -2,9 +2,9 @@
 
 Each entry is a point (utility, leakage): utility = mean test accuracy over seeds (higher is
 better); leakage = the worst value, over the suite's attacks, of the suite's ranking privacy
-metric (the first of ``columns.RANKING_PRIVACY_METRICS`` that the suite records: attack Acc@1
-when it exists). Worst means the most leakage, because a defense is only as strong as it is
-against the strongest attack that was run.
+metric (the first ranking candidate of the metric registry, ``MetricSpec.rank``, that the
+suite records: attack Acc@1 when it exists). Worst means the most leakage, because a defense
+is only as strong as it is against the strongest attack that was run.
 """
 
 from __future__ import annotations
@@ -12,10 +12,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lsmia_bench.benchmark.metrics import METRICS
+
+#: Privacy metrics the ranking may use, most preferred first (the first one recorded wins).
+RANKING_PRIVACY_METRICS = tuple(METRICS.ranking())
+_FIRST, *_REST = (METRICS.get(name).title for name in RANKING_PRIVACY_METRICS)
+
 RANKING_RULE = [
-    "Utility is the mean test accuracy over seeds; privacy is the suite's ranking metric (attack "
-    "Acc@1 when recorded, otherwise the first available of Acc@5, ξ, δ eval, δ face, FID, "
-    "distance), taken at its worst over the attacks that were run.",
+    f"Utility is the mean test accuracy over seeds; privacy is the suite's ranking metric (attack "
+    f"{_FIRST} when recorded, otherwise the first available of {', '.join(_REST)}), taken at "
+    "its worst over the attacks that were run. A metric that is not meaningful in a suite "
+    "(its validity rule) is never recorded, so it is never ranked.",
     "1. Pareto rank: entries that no other entry beats in both utility and privacy form front "
     "1; remove them and the next non-dominated entries form front 2, and so on.",
     "2. Within a front, less leakage (better privacy metric) ranks first: the trade-off "

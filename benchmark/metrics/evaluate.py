@@ -1,41 +1,36 @@
 """All privacy metrics of one attack trial (docs/metrics.md) from its output, in one call.
 
-Metrics missing for a reason (no FaceNet weights, too few samples for PRDC, no student) are
-left out of ``metrics`` and named with the reason in ``info["missing"]``, never estimated.
+:class:`AttackEvaluation` holds what the metrics share (the evaluation model's logits and
+features of the reconstructions and of the private reference images, the feature space's
+features, ...), each computed once on first use; :func:`evaluate_attack` runs the registered
+metric functions (``lsmia_bench.benchmark.metrics.METRICS``) the suite lists on it. A metric
+that is not meaningful in the setting (its validity rule) or cannot be computed (no FaceNet
+weights, no test image of an attacked class) is left out of ``metrics`` and named with the
+reason in ``info["missing"]``, never estimated.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
-from lsmia_bench.benchmark.metrics.face import (
-    delta_face,
-    facenet_weights_note,
-    find_facenet_weights,
-)
+from lsmia_bench.benchmark.metrics import METRICS
+from lsmia_bench.benchmark.metrics.face import facenet_weights_note, find_facenet_weights
 from lsmia_bench.benchmark.metrics.features import (
     FeatureSpace,
     evaluation_feature_space,
     penultimate_features,
 )
-from lsmia_bench.benchmark.metrics.privacy import (
-    attack_accuracy,
-    delta,
-    frechet_distance,
-    knowledge_extraction_score,
-    mean_gradient_stability,
-    prdc,
-)
 from torch import nn
 
 from lsmia_bench.kernel.attack_output import AttackOutput
+from lsmia_bench.kernel.metrics import Setting, evaluate
 
-log = logging.getLogger("lsmia_bench")
+T = TypeVar("T")
 
 
 @dataclass
@@ -50,11 +45,108 @@ class PrivateData:
     test_labels: torch.Tensor
 
 
+class AttackEvaluation:
+    """The evaluation context of one attack: its inputs, and intermediates computed once on
+    first use and shared by the metric functions."""
+
+    def __init__(self, output: AttackOutput, evaluation_model: nn.Module, private: PrivateData,
+                 *, target: nn.Module | None = None, feature_space: FeatureSpace | None = None,
+                 face_suite: bool = False, facenet_weights: str | Path | None = None,
+                 make_student: Callable[[int], nn.Module] | None = None,
+                 student_options: dict[str, Any] | None = None, prdc_k: int = 3,
+                 device: torch.device | str = "cpu") -> None:
+        self.output, self.evaluation_model, self.private = output, evaluation_model, private
+        self.target = target
+        self.space = feature_space or evaluation_feature_space(evaluation_model)
+        self.face_suite, self.facenet_weights = face_suite, facenet_weights
+        self.make_student, self.student_options = make_student, student_options or {}
+        self.prdc_k, self.device = prdc_k, device
+        self._memo: dict[str, Any] = {}
+
+    @property
+    def reconstructions(self) -> torch.Tensor:
+        return self.output.reconstructions
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.output.labels
+
+    @property
+    def gradients(self) -> torch.Tensor | None:
+        return self.output.trace.get("gradients")
+
+    @cached_property
+    def attacked(self) -> torch.Tensor:
+        """Mask of the private training images of the attacked classes."""
+        return torch.isin(self.private.train_labels, self.labels.unique())
+
+    @cached_property
+    def references(self) -> torch.Tensor:
+        """The private reference images: training images of the attacked classes."""
+        return self.private.train_images[self.attacked]
+
+    @cached_property
+    def reference_labels(self) -> torch.Tensor:
+        return self.private.train_labels[self.attacked]
+
+    def logits(self, model: nn.Module, batch_size: int = 256) -> torch.Tensor:
+        """``model``'s logits on the reconstructions, batched, on CPU (not cached)."""
+        model.eval()
+        recon = self.reconstructions
+        with torch.no_grad():
+            return torch.cat([model(recon[i:i + batch_size].to(self.device)).cpu()
+                              for i in range(0, len(recon), batch_size)])
+
+    @cached_property
+    def evaluation_logits(self) -> torch.Tensor:
+        return self.logits(self.evaluation_model)
+
+    @cached_property
+    def evaluation_features(self) -> torch.Tensor:
+        return penultimate_features(self.evaluation_model, self.reconstructions)
+
+    @cached_property
+    def reference_evaluation_features(self) -> torch.Tensor:
+        return penultimate_features(self.evaluation_model, self.references)
+
+    @cached_property
+    def space_features(self) -> torch.Tensor:
+        """The reconstructions in the FID/PRDC feature space."""
+        return self.space.extract(self.reconstructions)
+
+    @cached_property
+    def reference_space_features(self) -> torch.Tensor:
+        return self.space.extract(self.references)
+
+    def memo(self, key: str, compute: Callable[[], T]) -> T:
+        """A value several metric functions share (e.g. all four PRDC numbers), computed once."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def setting(self) -> Setting:
+        """What the metrics' validity rules look at."""
+        classes = self.labels.unique()
+        return Setting(
+            attacked_classes=len(classes), reconstructions=len(self.reconstructions),
+            references=int(self.attacked.sum()), prdc_k=self.prdc_k,
+            face_suite=self.face_suite, student=self.make_student is not None,
+            test_images=int(torch.isin(self.private.test_labels, classes).sum()))
+
+
+def applicable_metrics(face_suite: bool) -> list[str]:
+    """The image pipelines' metrics that apply to the data (delta_face only on faces)."""
+    return [name for name in METRICS.for_pipeline("image")
+            if face_suite or name != "delta_face"]
+
+
 def evaluate_attack(
     output: AttackOutput,
     evaluation_model: nn.Module,
     private: PrivateData,
     *,
+    target: nn.Module | None = None,
+    metrics: Sequence[str] | None = None,
     feature_space: FeatureSpace | None = None,
     face_suite: bool = False,
     facenet_weights: str | Path | None = None,
@@ -63,68 +155,27 @@ def evaluate_attack(
     prdc_k: int = 3,
     device: torch.device | str = "cpu",
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """Metrics of one attack: Acc@1/Acc@5 and delta_eval by the evaluation model, FID and
-    PRDC (k = ``prdc_k``) against the private training images of the attacked classes in
-    ``feature_space`` (default: the evaluation model's), delta_face (face suites), the
-    knowledge extraction score xi (when ``make_student`` is given; ``student_options`` go to
-    :func:`knowledge_extraction_score`) and the gradient stability of the trace.
+    """The listed privacy metrics of one attack (default :func:`applicable_metrics`), each by
+    its registered function on one shared :class:`AttackEvaluation`: Acc@1/Acc@5 and
+    delta_eval by the evaluation model, FID and PRDC (k = ``prdc_k``) against the private
+    training images of the attacked classes in ``feature_space`` (default: the evaluation
+    model's), delta_face (face suites), the knowledge extraction score xi (when
+    ``make_student`` is given; ``student_options`` go to ``knowledge_extraction_score``),
+    the gradient stability of the trace, and metrics of the ``target`` itself.
 
-    Returns (metrics, info); info holds ``feature_space`` and ``missing`` {metric: reason}.
+    Returns (metrics, info); info holds ``feature_space``, ``missing`` {metric: reason} and
+    ``flags`` {metric: caveat on a recorded value}.
     """
-    recon, labels = output.reconstructions, output.labels
-    attacked = torch.isin(private.train_labels, labels.unique())
-    real, real_labels = private.train_images[attacked], private.train_labels[attacked]
-    space = feature_space or evaluation_feature_space(evaluation_model)
-    metrics: dict[str, float] = {}
-    missing: dict[str, str] = {}
-
-    evaluation_model.eval()
-    with torch.no_grad():
-        logits = torch.cat([evaluation_model(recon[i:i + 256].to(device)).cpu()
-                            for i in range(0, len(recon), 256)])
-    metrics["attack_acc1"] = attack_accuracy(logits, labels, 1)
-    metrics["attack_acc5"] = attack_accuracy(logits, labels, 5)
-    metrics["delta_eval"] = delta(penultimate_features(evaluation_model, recon), labels,
-                                  penultimate_features(evaluation_model, real), real_labels)
-
-    fake_features, real_features = space.extract(recon), space.extract(real)
-    try:
-        metrics["fid"] = frechet_distance(fake_features, real_features)
-    except ValueError as exc:
-        missing["fid"] = str(exc)
-    try:
-        metrics.update(prdc(real_features, fake_features, k=prdc_k))
-    except ValueError as exc:
-        for name in ("precision", "recall", "density", "coverage"):
-            missing[name] = str(exc)
-
+    context = AttackEvaluation(
+        output, evaluation_model, private, target=target, feature_space=feature_space,
+        face_suite=face_suite, facenet_weights=facenet_weights, make_student=make_student,
+        student_options=student_options, prdc_k=prdc_k, device=device)
+    names = applicable_metrics(face_suite) if metrics is None else metrics
+    found = evaluate(METRICS, names, context, context.setting())
     info: dict[str, Any] = {}
     if face_suite:
         info["facenet_weights"] = facenet_weights_note(find_facenet_weights(facenet_weights))
-        value = delta_face(recon, labels, real, real_labels, facenet_weights, device)
-        if value is None:
-            missing["delta_face"] = "FaceNet (VGGFace2) weights not found"
-        else:
-            metrics["delta_face"] = value
-
-    if make_student is not None:
-        try:
-            metrics["knowledge_extraction"] = knowledge_extraction_score(
-                recon, labels, private.test_images, private.test_labels, make_student,
-                device=device, **(student_options or {}))
-        except ValueError as exc:  # e.g. the paper's unstratified split left no test image
-            missing["knowledge_extraction"] = str(exc)
-    else:
-        missing["knowledge_extraction"] = "no student model given"
-
-    gradients = output.trace.get("gradients")
-    stability = mean_gradient_stability(gradients) if gradients is not None else float("nan")
-    if stability == stability:  # not NaN
-        metrics["gradient_stability"] = stability
-    else:
-        missing["gradient_stability"] = "fewer than two recorded attack steps"
-    for name, reason in missing.items():
-        log.info("metric %s missing: %s", name, reason)
-    info |= {"feature_space": space.name, "missing": missing,
-            "reconstructions": len(recon), "private_reference_images": len(real)}
-    return metrics, info
+    info |= {"feature_space": context.space.name, "missing": found.missing,
+             "flags": found.flags, "reconstructions": len(context.reconstructions),
+             "private_reference_images": int(context.attacked.sum())}
+    return found.values, info

@@ -11,14 +11,28 @@ import contextlib
 import io
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from lsmia_bench.benchmark.metrics.attack import gradient_stability
+from lsmia_bench.benchmark.metrics.registry import METRICS
 from lsmia_bench.benchmark.metrics.utility import top_k_accuracy
 from scipy import linalg
 from torch import nn
+
+from lsmia_bench.kernel.metrics import (
+    MetricMissing,
+    faces_only,
+    min_samples_per_side,
+    near_chance,
+    needs_student,
+    top_k_needs_more_classes,
+)
+
+if TYPE_CHECKING:
+    from lsmia_bench.benchmark.metrics.evaluate import AttackEvaluation
 
 
 def attack_accuracy(eval_logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> float:
@@ -168,6 +182,151 @@ def _as_array(features: torch.Tensor | np.ndarray) -> np.ndarray:
     if not np.isfinite(array).all():
         raise ValueError("features contain NaN or infinite values")
     return array
+
+
+# --- declared metrics: one function per metric, on the shared evaluation context ----------
+
+#: Pipelines whose attacks are judged by ``evaluate_attack`` (``benchmark.metrics.evaluate``).
+IMAGE = ("image", "faces")
+MEAN = "mean over reconstructions"
+PRDC_K_NOTE = "k-NN radii need k + 1 points per set; Naeem et al., ICML 2020"
+
+
+class HasGradients(Protocol):
+    gradients: torch.Tensor | None
+
+
+@METRICS.metric(
+    "attack_acc1", "Acc@1", "Attack accuracy: share of reconstructions that the evaluation "
+    "model (another architecture trained on the same private data) assigns to the attacked "
+    "class as its top-1 prediction. Lower means less leakage.", aggregation=MEAN,
+    direction="lower", unit="percent", rank=1, column="acc1", pipelines=IMAGE)
+def attack_acc1(ctx: AttackEvaluation) -> float:
+    """Acc@1 = mean_i [y_i = argmax_c E(x_i)_c], E the evaluation model, x_i a reconstruction."""
+    return attack_accuracy(ctx.evaluation_logits, ctx.labels, 1)
+
+
+@METRICS.metric(
+    "attack_acc5", "Acc@5", "Like Acc@1, with the attacked class among the evaluation "
+    "model's top-5 predictions.", aggregation=MEAN, direction="lower", unit="percent", rank=2,
+    column="acc5", pipelines=IMAGE, rules=(top_k_needs_more_classes(5),))
+def attack_acc5(ctx: AttackEvaluation) -> float:
+    """Acc@5 = mean_i [y_i in top-5(E(x_i))], E the evaluation model, x_i a reconstruction."""
+    return attack_accuracy(ctx.evaluation_logits, ctx.labels, 5)
+
+
+@METRICS.metric(
+    "delta_eval", "δ eval", "Squared L2 distance in the evaluation model's penultimate "
+    "features from each reconstruction to the nearest private training image of its class. "
+    "Higher means the reconstructions are further from the private data.", aggregation=MEAN,
+    direction="higher", rank=4, column="delta_eval", pipelines=IMAGE)
+def delta_eval(ctx: AttackEvaluation) -> float:
+    """delta_eval = mean_i min_{j: y_j = y_i} ||phi_E(x_i) - phi_E(p_j)||_2^2, p_j private."""
+    return delta(ctx.evaluation_features, ctx.labels, ctx.reference_evaluation_features,
+                 ctx.reference_labels)
+
+
+@METRICS.metric(
+    "delta_face", "δ face", "Like δ eval, in FaceNet (InceptionResnetV1, VGGFace2) feature "
+    "space; face suites only.", aggregation=MEAN, direction="higher", rank=5,
+    pipelines=IMAGE, rules=(faces_only,))
+def delta_face(ctx: AttackEvaluation) -> float:
+    """delta_face = mean_i min_{j: y_j = y_i} ||F(x_i) - F(p_j)||_2^2, F FaceNet (VGGFace2)."""
+    from lsmia_bench.benchmark.metrics.face import delta_face as facenet_delta
+
+    value = facenet_delta(ctx.reconstructions, ctx.labels, ctx.references, ctx.reference_labels,
+                          ctx.facenet_weights, ctx.device)
+    if value is None:
+        raise MetricMissing("FaceNet (VGGFace2) weights not found")
+    return value
+
+
+@METRICS.metric(
+    "fid", "FID", "Fréchet distance between features of the reconstructions and of the "
+    "private data. Higher means the reconstructions look less like the private data.",
+    aggregation="one value over all reconstructions vs all private images of the attacked "
+    "classes", direction="higher", rank=6, column="fid", pipelines=IMAGE,
+    rules=(min_samples_per_side(lambda s: 2, "two points to fit a covariance"),))
+def fid(ctx: AttackEvaluation) -> float:
+    """FID = ||mu_r - mu_g||^2 + Tr(S_r + S_g - 2 (S_r S_g)^(1/2)) in the feature space."""
+    try:
+        return frechet_distance(ctx.space_features, ctx.reference_space_features)
+    except ValueError as exc:
+        raise MetricMissing(str(exc)) from None
+
+
+def _prdc_value(ctx: AttackEvaluation, name: str) -> float:
+    def compute() -> dict[str, float]:
+        return prdc(ctx.reference_space_features, ctx.space_features, k=ctx.prdc_k)
+
+    try:
+        return ctx.memo("prdc", compute)[name]
+    except ValueError as exc:
+        raise MetricMissing(str(exc)) from None
+
+
+PRDC = dict(aggregation="one value over all reconstructions vs all private images of the "
+            "attacked classes", direction="lower", detail=True, pipelines=IMAGE,
+            rules=(min_samples_per_side(lambda s: (s.prdc_k or 3) + 2, PRDC_K_NOTE),))
+
+
+@METRICS.metric("precision", "Precision", "Share of reconstructions that fall inside the "
+                "private data's feature manifold (k = 3 nearest neighbours).", **PRDC)
+def precision(ctx: AttackEvaluation) -> float:
+    """precision = (1/M) sum_j [exists i: ||y_j - x_i|| < r_k(x_i)], x private, y reconstructed."""
+    return _prdc_value(ctx, "precision")
+
+
+@METRICS.metric("recall", "Recall", "Share of private samples whose neighbourhood holds a "
+                "reconstruction (k = 3).", **PRDC)
+def recall(ctx: AttackEvaluation) -> float:
+    """recall = (1/N) sum_i [exists j: ||x_i - y_j|| < r_k(y_j)], x private, y reconstructed."""
+    return _prdc_value(ctx, "recall")
+
+
+@METRICS.metric("density", "Density", "How many private-data neighbourhoods contain each "
+                "reconstruction, on average (k = 3).", **PRDC)
+def density(ctx: AttackEvaluation) -> float:
+    """density = (1/(k M)) sum_j sum_i [||y_j - x_i|| < r_k(x_i)], x private, y reconstructed."""
+    return _prdc_value(ctx, "density")
+
+
+@METRICS.metric("coverage", "Coverage", "Share of private samples whose nearest-neighbour "
+                "ball holds at least one reconstruction (k = 3).", **PRDC)
+def coverage(ctx: AttackEvaluation) -> float:
+    """coverage = (1/N) sum_i [min_j ||y_j - x_i|| < r_k(x_i)], x private, y reconstructed."""
+    return _prdc_value(ctx, "coverage")
+
+
+@METRICS.metric(
+    "xi", "ξ", "Knowledge extraction score: accuracy on real private test data of a student "
+    "model trained only on the attack's reconstructions.",
+    aggregation="mean over the private test images of the attacked classes", direction="lower",
+    unit="percent", rank=3, column="xi", pipelines=IMAGE, rules=(needs_student,),
+    flag=near_chance())
+def xi(ctx: AttackEvaluation) -> float:
+    """xi = mean_t [argmax S(t) = y_t] over private test images t, S trained on reconstructions."""
+    try:
+        return knowledge_extraction_score(
+            ctx.reconstructions, ctx.labels, ctx.private.test_images, ctx.private.test_labels,
+            ctx.make_student, device=ctx.device, **ctx.student_options)
+    except ValueError as exc:  # e.g. the paper's unstratified split left no test image
+        raise MetricMissing(str(exc)) from None
+
+
+@METRICS.metric(
+    "gradient_stability", "Grad. stability", "Mean cosine similarity of consecutive attack "
+    "gradients (the paper's analysis: negative label smoothing makes it lower).",
+    aggregation="mean over steps, then over the traced samples", direction="lower",
+    detail=True, pipelines=(*IMAGE, "toy"))
+def gradient_stability_metric(ctx: HasGradients) -> float:
+    """(1/S) sum_s mean_t cos(g_{t,s}, g_{t+1,s}) over the attack gradients the trace records."""
+    if ctx.gradients is None:
+        raise MetricMissing("the attack recorded no gradients")
+    value = mean_gradient_stability(ctx.gradients)
+    if value != value:
+        raise MetricMissing("fewer than two recorded attack steps")
+    return value
 
 
 __all__ = ["attack_accuracy", "delta", "frechet_distance", "knowledge_extraction_score",

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import torch
+from lsmia_bench.benchmark.metrics.registry import METRICS
+
+from lsmia_bench.kernel.metrics import MetricSpec, docstring_formula
 
 
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
@@ -47,3 +50,30 @@ def class_separation(features: torch.Tensor, labels: torch.Tensor) -> float:
         return float("nan")
     return float(silhouette_score(features.detach().cpu().double().numpy(), labels_np,
                                   metric="euclidean"))
+
+
+# --- declared utility metrics of a target (recorded by the pipelines' training tasks) -------
+
+for _spec in [
+    MetricSpec("test_accuracy", "Test acc.", "Top-1 accuracy of the target model on held-out "
+               "test data of its private classes.", docstring_formula(accuracy),
+               "mean over the private test images", "target", "higher", "percent"),
+    MetricSpec("ece", "ECE", "Expected calibration error of the target on test data: the mean "
+               "gap between confidence and accuracy over confidence bins.",
+               docstring_formula(expected_calibration_error),
+               "weighted mean over 15 confidence bins of the private test images", "target",
+               "lower"),
+    MetricSpec("train_accuracy", "Train acc.", "Top-1 accuracy of the target on its own "
+               "training data.", docstring_formula(accuracy),
+               "mean over the private training images", "target", unit="percent", detail=True),
+    MetricSpec("final_train_loss", "Final loss", "Training loss at the last step (with the "
+               "defense's loss, so not comparable across defenses).",
+               "L = mean_b loss_defense(f(x_b), y_b) at the last training step",
+               "mean over the last step's batch", "target", detail=True),
+    MetricSpec("class_separation", "Separation", "Silhouette score of the target's "
+               "penultimate features on private test data: how far apart the classes lie in "
+               "embedding space (see the entry's embedding figure).",
+               docstring_formula(class_separation),
+               "mean over the private test images", "target", detail=True),
+]:
+    METRICS.add(_spec)

@@ -20,11 +20,13 @@ from lsmia_bench.attacks import ATTACKS
 from lsmia_bench.attacks.priors import PRIOR_KINDS
 from lsmia_bench.benchmark.config import Strict, SuiteConfig, build_components
 from lsmia_bench.benchmark.jobs import Job
+from lsmia_bench.benchmark.metrics import METRICS
 from lsmia_bench.benchmark.pipelines.base import Pipeline, Report
 from lsmia_bench.defenses import DEFENSES
 from pydantic import Field, field_validator
 
 from lsmia_bench.kernel.errors import UserError
+from lsmia_bench.kernel.metrics import known_metrics
 
 TRAIN_TASK = "lsmia_bench.benchmark.pipelines.image_tasks:train_image_classifier"
 PRIOR_TASK = "lsmia_bench.benchmark.pipelines.image_attack_tasks:train_image_prior"
@@ -112,6 +114,16 @@ class ImageConfig(SuiteConfig):
     priors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     prior_seed: int = 0
     privacy: Privacy = Field(default_factory=Privacy)
+    #: The privacy metrics each attack is judged by, by registered name
+    #: (``lsmia_bench.benchmark.metrics``); default: all of the image pipelines'. A metric
+    #: that is not meaningful in the suite's setting is recorded as missing with its reason.
+    metrics: list[str] = Field(default_factory=lambda: METRICS.for_pipeline("image"),
+                               min_length=1)
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, metrics: list[str]) -> list[str]:
+        return known_metrics(METRICS, metrics, "image")
 
 
 def data_spec(config: ImageConfig) -> dict[str, Any]:
@@ -229,6 +241,7 @@ def plan_attacks(config: ImageConfig, prerequisites: dict[str, Job], targets: li
             spec: dict[str, Any] = {
                 "attack": {"name": name, "params": attack.model_dump(mode="json")},
                 "data": data, "privacy": config.privacy.model_dump(),
+                "metrics": config.metrics,
                 "student": config.target.model_dump(),  # xi's student: the target architecture
                 "face_suite": config.data.source in FACE_SOURCES,
                 "target_label": f"{target.labels['defense_label']} seed={target.labels['seed']}",
@@ -321,17 +334,19 @@ class ImagePipeline(Pipeline):
     def report(self, config: ImageConfig, jobs: list[Job], outcomes: dict,
                out_dir: Path) -> Report:
         """The utility-privacy table: one row per target (and the evaluation model), with
-        each attack's Acc@1, Acc@5, delta_eval, FID and xi as ``<attack>_<metric>``."""
+        each attack's metrics that have a report column (``MetricSpec.column``: Acc@1, Acc@5,
+        delta_eval, FID, xi, ...) among the suite's ``metrics`` as ``<attack>_<column>``."""
         prefixes = [prefix for _, _, prefix in attack_columns(config)]
         attacks: dict[str, list[Job]] = {}
         for job in jobs:
             if job.stage == "attacks":
                 attacks.setdefault(job.needs["target"], []).append(job)
-        rows = [_row(job, outcomes, attacks.get(job.key, [])) for job in jobs
+        suffixes = METRICS.columns(config.metrics)
+        rows = [_row(job, outcomes, attacks.get(job.key, []), suffixes) for job in jobs
                 if job.stage == "targets"]
-        rows += [_row(job, outcomes, []) for job in jobs
+        rows += [_row(job, outcomes, [], suffixes) for job in jobs
                  if job.labels.get("role") == "evaluation"]
-        columns = [*TARGET_COLUMNS, *(f"{p}_{m}" for p in prefixes for m in ATTACK_COLUMNS),
+        columns = [*TARGET_COLUMNS, *(f"{p}_{m}" for p in prefixes for m in suffixes),
                    "status"]
         table = pd.DataFrame(rows, columns=columns)
         files = draw_embeddings(jobs, outcomes, out_dir, config.name)
@@ -339,12 +354,11 @@ class ImagePipeline(Pipeline):
 
 
 TARGET_COLUMNS = ["defense", "strength", "seed", "test_accuracy", "ece", "class_separation"]
-#: Report column suffix -> recorded attack metric.
-ATTACK_COLUMNS = {"acc1": "attack_acc1", "acc5": "attack_acc5", "delta_eval": "delta_eval",
-                  "fid": "fid", "xi": "xi"}
 
 
-def _row(job: Job, outcomes: dict, attacks: list[Job]) -> dict[str, Any]:
+def _row(job: Job, outcomes: dict, attacks: list[Job],
+         suffixes: dict[str, str]) -> dict[str, Any]:
+    """One report row; ``suffixes``: report column suffix -> recorded attack metric."""
     evaluation = job.labels.get("role") == "evaluation"
     outcome = outcomes.get(job.key)
     row: dict[str, Any] = {
@@ -365,7 +379,7 @@ def _row(job: Job, outcomes: dict, attacks: list[Job]) -> dict[str, Any]:
             continue
         if not result.ok:
             statuses.append(f"{prefix}: {result.status}")
-        for suffix, metric in ATTACK_COLUMNS.items():
+        for suffix, metric in suffixes.items():
             row[f"{prefix}_{suffix}"] = result.result["metrics"].get(metric)
     row["status"] = "; ".join(statuses)
     return row

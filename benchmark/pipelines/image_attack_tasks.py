@@ -123,35 +123,31 @@ def attack_image_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path
     private = PrivateData(splits.private_train, splits.private_train_labels,
                           splits.private_test, splits.private_test_labels)
     return measure_attack(spec, attack, output, evaluation, private, make_student,
-                          splits.num_classes, out, ctx, TaskResult(metrics, series, info))
+                          splits.num_classes, out, ctx, TaskResult(metrics, series, info),
+                          target=target)
 
 
 def measure_attack(spec: dict[str, Any], attack: Any, output: AttackOutput,
                    evaluation: torch.nn.Module, private: PrivateData,
                    make_student: Callable[[int], torch.nn.Module], num_classes: int, out: Path,
                    ctx: TaskContext, result: TaskResult,
-                   facenet_weights: str | None = None) -> TaskResult:
-    """Every privacy metric of one attack's output (added to ``result``), its curves, the
-    reconstruction grid and ``attack.json``: the part of an attack task all pipelines share."""
+                   facenet_weights: str | None = None,
+                   target: torch.nn.Module | None = None) -> TaskResult:
+    """The suite's privacy metrics of one attack's output (``spec["metrics"]``, default all;
+    added to ``result``), its curves, the reconstruction grid and ``attack.json``: the part of
+    an attack task all pipelines share."""
     seed = int(spec["seed"])
     privacy = spec["privacy"]
     metrics, series, info = result.metrics, result.series, result.info
     values, evaluation_info = evaluate_attack(
-        output, evaluation, private,
+        output, evaluation, private, target=target, metrics=spec.get("metrics"),
         face_suite=spec["face_suite"], facenet_weights=facenet_weights,
         make_student=make_student,
         student_options={"num_classes": num_classes, "epochs": privacy["student_epochs"],
                          "batch_size": privacy["student_batch_size"],
                          "lr": privacy["student_lr"], "seed": seed},
         prdc_k=privacy["prdc_k"], device=ctx.device)
-    # The leaderboard's name for the knowledge extraction score is ``xi``.
-    if "knowledge_extraction" in values:
-        values["xi"] = values.pop("knowledge_extraction")
     missing = dict(evaluation_info.pop("missing"))
-    if "knowledge_extraction" in missing:
-        missing["xi"] = missing.pop("knowledge_extraction")
-    if not spec["face_suite"]:
-        missing["delta_face"] = "not a face suite (FaceNet features only mean something on faces)"
     metrics |= {k: float(v) for k, v in values.items() if v is not None}
     metrics["reconstructions"] = float(len(output.reconstructions))
 

@@ -18,13 +18,16 @@ from lsmia_bench.benchmark.config import ComponentSpec, Strict, SuiteConfig, bui
 from lsmia_bench.benchmark.context import TaskContext, TaskResult, seed_everything
 from lsmia_bench.benchmark.data.blobs import toy_blobs
 from lsmia_bench.benchmark.jobs import Job
-from lsmia_bench.benchmark.metrics.attack import gradient_stability, nearest_distance
+from lsmia_bench.benchmark.metrics import METRICS
+from lsmia_bench.benchmark.metrics.toy import ToyAttack
 from lsmia_bench.benchmark.metrics.utility import accuracy
 from lsmia_bench.benchmark.models.mlp import ToyMLP
 from lsmia_bench.benchmark.pipelines.base import Pipeline, Report
 from lsmia_bench.benchmark.training import predict, train_classifier
 from lsmia_bench.defenses import DEFENSES
-from pydantic import Field
+from pydantic import Field, field_validator
+
+from lsmia_bench.kernel.metrics import Setting, evaluate, known_metrics
 
 
 class BlobsData(Strict):
@@ -52,6 +55,15 @@ class ToyConfig(SuiteConfig):
     target_class: int = Field(2, ge=0)
     attacks: list[ComponentSpec] = Field(
         default_factory=lambda: [ComponentSpec(name="toy_sgd")], min_length=1)
+    #: The attack metrics recorded and tabled (``lsmia_bench.benchmark.metrics``); default all
+    #: of the toy pipeline's.
+    metrics: list[str] = Field(default_factory=lambda: METRICS.for_pipeline("toy"),
+                               min_length=1)
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, metrics: list[str]) -> list[str]:
+        return known_metrics(METRICS, metrics, "toy")
 
 
 class ToyPipeline(Pipeline):
@@ -100,7 +112,8 @@ class ToyPipeline(Pipeline):
                     name=f"attack {attack.label()} on {target.labels['defense_label']} "
                          f"seed={target.labels['seed']}",
                     spec={"attack": {"name": spec.name, "params": attack.model_dump()},
-                          "data": config.data.model_dump(), "target_class": config.target_class},
+                          "data": config.data.model_dump(), "target_class": config.target_class,
+                          "metrics": config.metrics},
                     needs={"target": target.key},
                     labels=target.labels | {"attack": attack.name},
                 ))
@@ -127,8 +140,7 @@ class ToyPipeline(Pipeline):
                 row["test_accuracy"] = target.result["metrics"].get("test_accuracy")
             if attack and attack.result:
                 metrics = attack.result["metrics"]
-                for key in ("steps", "final_confidence", "distance_nearest", "distance_mean",
-                            "gradient_stability"):
+                for key in config.metrics:
                     row[key] = metrics.get(key)
             rows.append(row)
         table = pd.DataFrame(rows)
@@ -218,20 +230,15 @@ def attack_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
     output = attack.run(model, [cls])
     run = output.trace["runs"][0]
     x_train, y_train, _, _ = _toy_data(spec["data"])
-    class_points = x_train[y_train == cls]
-    end = output.reconstructions[:1]
     trajectory = run["trajectory"]
     (out / "trajectory.json").write_text(json.dumps(
         {"trajectory": trajectory.tolist(), "confidence": run["confidence"]}))
     ctx.progress(1, 1)
-    return TaskResult(metrics={
-        "steps": float(run["steps"]),
-        "final_confidence": float(run["confidence"][-1]),
-        "reached_confidence": float(run["confidence"][-1] > attack.confidence),
-        "distance_nearest": nearest_distance(end, class_points).item(),
-        "distance_mean": torch.linalg.vector_norm(end[0] - class_points.mean(0)).item(),
-        "gradient_stability": gradient_stability(run["gradients"]),
-    })
+    context = ToyAttack(output.reconstructions[:1], x_train[y_train == cls], run,
+                        attack.confidence)
+    names = spec.get("metrics") or METRICS.for_pipeline("toy")
+    found = evaluate(METRICS, names, context, Setting(attacked_classes=1, reconstructions=1))
+    return TaskResult(metrics=found.values, info={"missing": found.missing})
 
 
 def draw_toy_figure(

@@ -1,0 +1,23 @@
+"""Declared costs: what a trial took (recorded by the pipelines' tasks and the tracker)."""
+
+from __future__ import annotations
+
+from lsmia_bench.benchmark.metrics.registry import METRICS
+
+from lsmia_bench.kernel.metrics import MetricSpec
+
+for _spec in [
+    MetricSpec("fit_time_s", "Fit time", "Seconds spent in the training loop itself.",
+               "t_end - t_start of the training loop (wall clock)", "one value per trial",
+               "target", unit="seconds", detail=True),
+    MetricSpec("epochs", "Epochs", "Training epochs.", "E = number of passes over the "
+               "training data", "one value per trial", "target", unit="count", detail=True),
+    MetricSpec("train_time_s", "Train time", "Wall-clock seconds to train the target "
+               "(hardware dependent; see the entry page).", "t_end - t_start of the target's "
+               "trial (wall clock)", "one value per trial", "target", unit="seconds",
+               detail=True),
+    MetricSpec("elapsed_s", "Attack time", "Wall-clock seconds the attack took.",
+               "t_end - t_start of the attack's trial (wall clock)", "one value per trial",
+               "attack", unit="seconds", detail=True),
+]:
+    METRICS.add(_spec)
