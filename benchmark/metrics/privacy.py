@@ -329,5 +329,18 @@ def gradient_stability_metric(ctx: HasGradients) -> float:
     return value
 
 
+@METRICS.metric(
+    "target_confidence", "Target conf.", "The target model's mean softmax confidence for the "
+    "attacked class on the attack's final reconstructions: how far the attack reached its own "
+    "objective (not leakage by itself: compare with Acc@1).", aggregation=MEAN,
+    unit="percent", detail=True, column="target_conf", pipelines=IMAGE)
+def target_confidence(ctx: AttackEvaluation) -> float:
+    """conf = mean_i softmax(T(x_i))_{y_i}, T the target model, x_i a final reconstruction."""
+    if ctx.target is None:
+        raise MetricMissing("no target model given")
+    probabilities = ctx.logits(ctx.target).double().softmax(dim=1)
+    return probabilities.gather(1, ctx.labels.view(-1, 1).cpu()).mean().item()
+
+
 __all__ = ["attack_accuracy", "delta", "frechet_distance", "knowledge_extraction_score",
            "mean_gradient_stability", "nearest_class_distances", "prdc"]
