@@ -122,3 +122,18 @@ def test_suites_list_known_metrics_only():
         validate_suite(raw | {"metrics": ["attack_acc1"]}, "t", ToyConfig)
     assert "metrics" in str(error.value) and "attack_acc1" in str(error.value)
     assert "xi" in ImageConfig.model_fields["metrics"].default_factory()
+
+
+def test_target_confidence_equals_its_formula_on_a_hand_built_target():
+    # Target logits (x1, x2, 0) on 2-D points: softmax by hand for two reconstructions.
+    target = Linear(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
+    points = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    labels = torch.tensor([0, 1])
+    output, private = AttackOutput(points, labels), PrivateData(points, labels, points, labels)
+    metrics, info = evaluate_attack(output, target, private, target=target,
+                                    metrics=["target_confidence"])
+    e = torch.e
+    expected = (e ** 2 / (e ** 2 + 1 + 1) + e / (1 + e + 1)) / 2
+    assert metrics == {"target_confidence": pytest.approx(expected)}
+    _, info = evaluate_attack(output, target, private, metrics=["target_confidence"])
+    assert info["missing"] == {"target_confidence": "no target model given"}
