@@ -30,7 +30,7 @@ class Attack(Component):
     needs_prior: ClassVar[bool] = False
     #: Whether its loss needs the prior's discriminator (a generator alone will not do).
     needs_discriminator: ClassVar[bool] = False
-    #: Which built-in prior the pipeline trains for it (a key of ``attacks.priors.PRIOR_KINDS``).
+    #: Which prior the pipeline trains for it: a name in ``attacks.priors.PRIORS``.
     prior_kind: ClassVar[str | None] = None
     #: How many samples of the first run have their gradients recorded in ``trace["gradients"]``.
     trace_samples: ClassVar[int] = 4

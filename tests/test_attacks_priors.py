@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from lsmia_bench.attacks.grids import save_prior_samples, save_reconstruction_grid
-from lsmia_bench.attacks.priors import PRIOR_KINDS, GeneratorPrior, adapt_images, load_trained_prior
+from lsmia_bench.attacks.priors import PRIORS, GeneratorPrior, adapt_images, load_trained_prior
 from lsmia_bench.attacks.priors.kedmi import (
     prediction_entropy,
     soft_cross_entropy,
@@ -149,8 +149,8 @@ def test_kedmi_gan_learns_the_targets_soft_labels(public_digits, tmp_path):
 
 
 def test_prior_kinds_point_at_training_functions():
-    assert PRIOR_KINDS["kedmi"].per_target and not PRIOR_KINDS["wgan_gp"].per_target
-    for kind in PRIOR_KINDS.values():
+    assert PRIORS.get("kedmi").per_target and not PRIORS.get("wgan_gp").per_target
+    for kind in (PRIORS.get(name) for name in PRIORS.names()):
         assert callable(import_reference(kind.train, "prior", plugin=kind.train))
 
 

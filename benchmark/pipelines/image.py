@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import pandas as pd
 from lsmia_bench.attacks import ATTACKS
-from lsmia_bench.attacks.priors import PRIOR_KINDS
+from lsmia_bench.attacks.priors import PRIORS
 from lsmia_bench.benchmark.config import Strict, SuiteConfig, build_components
 from lsmia_bench.benchmark.jobs import Job
 from lsmia_bench.benchmark.metrics import METRICS
@@ -110,7 +110,7 @@ class ImageConfig(SuiteConfig):
     training: ImageTraining
     evaluation: Evaluation
     #: Keyword arguments of each generator prior's training function, by prior kind
-    #: (``attacks.priors.PRIOR_KINDS``); a kind not listed trains with its defaults.
+    #: (``attacks.priors.PRIORS``); a kind not listed trains with its defaults.
     priors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     prior_seed: int = 0
     privacy: Privacy = Field(default_factory=Privacy)
@@ -161,7 +161,7 @@ def plan_prerequisites(config: ImageConfig, data: dict[str, Any] | None = None,
     )
     jobs = {"evaluation": job}
     for kind in needed_prior_kinds(config) if priors else []:
-        if PRIOR_KINDS[kind].per_target:
+        if PRIORS.get(kind).per_target:
             continue  # trained inside each attack job (it needs the target)
         jobs[f"prior:{kind}"] = Job(
             stage="prerequisites", task=PRIOR_TASK, name=f"prior {kind} (public split)",
@@ -252,7 +252,7 @@ def plan_attacks(config: ImageConfig, prerequisites: dict[str, Job], targets: li
                 spec["prior"] = prior
             elif cls.needs_prior:
                 kind = cls.prior_kind
-                if PRIOR_KINDS[kind].per_target:
+                if PRIORS.get(kind).per_target:
                     spec["prior"] = {"kind": kind, "params": config.priors.get(kind, {})}
                 else:
                     needs["prior"] = prerequisites[f"prior:{kind}"].key
@@ -270,22 +270,27 @@ FACE_SOURCES = {"olivetti", "facescrub", "celeba"}
 
 
 def check_priors(config: ImageConfig) -> None:
-    """Every attack that needs a prior names a built-in kind; ``priors`` holds known kinds
-    with arguments their training function takes."""
+    """Every attack that needs a prior names a registered kind (``attacks.priors.PRIORS``,
+    plug-ins included) that loads; ``priors`` holds known kinds with arguments their training
+    function takes."""
     import inspect
 
     for index, spec in enumerate(config.attacks):
         cls = ATTACKS.get(spec.name)
-        if cls.needs_prior and cls.prior_kind not in PRIOR_KINDS:
+        if not cls.needs_prior:
+            continue
+        if cls.prior_kind is None or cls.prior_kind not in PRIORS:
             raise UserError(f"attacks[{index}].name", spec.name,
-                            f"Set the attack's prior_kind to one of {sorted(PRIOR_KINDS)}.",
+                            f"Set the attack's prior_kind to one of {PRIORS.names()}.",
                             problem="the attack needs a prior the pipeline cannot train")
+        # A plug-in kind that fails to load or to name its training function fails here.
+        PRIORS.get(cls.prior_kind, field=f"attacks[{index}].prior_kind").trainer(
+            f"attacks[{index}].prior_kind")
     for kind, params in config.priors.items():
-        if kind not in PRIOR_KINDS:
-            raise UserError("priors", kind, f"Use one of {sorted(PRIOR_KINDS)}.",
+        if kind not in PRIORS:
+            raise UserError("priors", kind, f"Use one of {PRIORS.names()}.",
                             problem="unknown prior kind")
-        module, function = PRIOR_KINDS[kind].train.split(":")
-        train = getattr(__import__(module, fromlist=[function]), function)
+        train = PRIORS.get(kind, field="priors").trainer(f"priors.{kind}")
         allowed = set(inspect.signature(train).parameters) - PIPELINE_PRIOR_ARGS
         for key in params:
             if key not in allowed:

@@ -11,7 +11,6 @@ itself, on the public split, and keeps it in its own cache folder under ``prior/
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from typing import Any
 import torch
 from lsmia_bench.attacks import ATTACKS
 from lsmia_bench.attacks.grids import save_prior_samples, save_reconstruction_grid
-from lsmia_bench.attacks.priors import PRIOR_KINDS, TrainedPrior, load_trained_prior
+from lsmia_bench.attacks.priors import PRIORS, TrainedPrior, load_trained_prior
 from lsmia_bench.benchmark.context import TaskContext, TaskResult, seed_everything
 from lsmia_bench.benchmark.data.images import ImageSplits, load_image_splits
 from lsmia_bench.benchmark.metrics.evaluate import PrivateData, evaluate_attack
@@ -43,10 +42,10 @@ def _strided(curves: dict[str, list[float]]) -> tuple[dict[str, list[float]], in
 def train_prior(kind: str, params: dict[str, Any], splits: ImageSplits, seed: int,
                 ctx: TaskContext, target: torch.nn.Module | None = None) -> TrainedPrior:
     """Train the prior ``kind`` on the public split (and the target, for per-target kinds)."""
-    module, function = PRIOR_KINDS[kind].train.split(":")
-    train = getattr(importlib.import_module(module), function)
+    prior_kind = PRIORS.get(kind)
+    train = prior_kind.trainer()
     extra: tuple[Any, ...] = ()
-    if PRIOR_KINDS[kind].per_target:
+    if prior_kind.per_target:
         extra = (target, splits.image_shape)
     return train(splits.public, *extra, **params, seed=seed, device=ctx.device,
                  progress=ctx.progress)
@@ -96,7 +95,7 @@ def attack_image_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path
     prior = None
     if attack.needs_prior:
         kind = attack.prior_kind
-        if PRIOR_KINDS[kind].per_target:  # trained here: it needs this target's soft labels
+        if PRIORS.get(kind).per_target:  # trained here: it needs this target's soft labels
             started = time.perf_counter()
             trained = train_prior(kind, spec["prior"]["params"], splits, seed, ctx, target)
             trained.save(out / "prior")
