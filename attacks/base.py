@@ -9,6 +9,12 @@ Contract for every attack:
   ``needs_prior``; ``None`` otherwise.
 - The result holds the final reconstructions in the target's input space (values in [0, 1]),
   the class of each, and the optimisation trace of one run.
+- A target may carry ``input_shape`` (C, H, W); attacks that optimise inputs directly may
+  read it.
+
+Built-in attacks are registered in :data:`attacks.ATTACKS`; outside attacks plug in through
+the entry-point group ``lsmia_bench.attacks`` or a ``path/to/file.py:ClassName`` reference, and
+are run once on a tiny probe before any trial (:func:`benchmark.plugin_check.check_attack`).
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ class Attack(Component):
     prior_kind: ClassVar[str | None] = None
     #: How many samples of the first run have their gradients recorded in ``trace["gradients"]``.
     trace_samples: ClassVar[int] = 4
+    #: Hyper-parameters that make one run tiny (iterations, candidates, samples per class),
+    #: merged over each configured setting by the plug-in check, which runs every attack once
+    #: on a tiny probe target before any trial. Without them the setting runs in full there.
+    probe_params: ClassVar[dict[str, Any]] = {}
 
     def run(
         self, target: nn.Module, classes: Sequence[int], prior: nn.Module | None = None

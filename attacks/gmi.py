@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +50,7 @@ class GMI(Attack):
     needs_prior: ClassVar[bool] = True
     needs_discriminator: ClassVar[bool] = True
     prior_kind: ClassVar[str | None] = "wgan_gp"
+    probe_params: ClassVar[dict[str, Any]] = {"iterations": 2, "restarts": 1}
 
     lr: float = Field(0.02, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)

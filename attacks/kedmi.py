@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +46,7 @@ class KEDMI(Attack):
     needs_prior: ClassVar[bool] = True
     needs_discriminator: ClassVar[bool] = True
     prior_kind: ClassVar[str | None] = "kedmi"
+    probe_params: ClassVar[dict[str, Any]] = {"iterations": 2, "samples_per_class": 1}
 
     lr: float = Field(0.02, gt=0)
     identity_weight: float = Field(100.0, ge=0)

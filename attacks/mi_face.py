@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from lsmia_bench.attacks.base import Attack, AttackOutput, model_device
@@ -46,6 +46,7 @@ class MIFace(Attack):
     paper_url: ClassVar[str] = "https://doi.org/10.1145/2810103.2813677"
     summary: ClassVar[str] = "Gradient descent on the input with an image prior, no generator."
     trace_samples: ClassVar[int] = 1  # input-space gradients are large
+    probe_params: ClassVar[dict[str, Any]] = {"iterations": 2, "patience": 1}
 
     lr: float = Field(0.1, gt=0)
     iterations: int = Field(5000, ge=1)

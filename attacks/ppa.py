@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from lsmia_bench.attacks.base import Attack, AttackOutput, model_device
@@ -57,6 +57,9 @@ class PPA(Attack):
     summary: ClassVar[str] = "Poincare-loss latent search with augmentations and sample selection."
     needs_prior: ClassVar[bool] = True
     prior_kind: ClassVar[str | None] = "wgan_gp"
+    probe_params: ClassVar[dict[str, Any]] = {
+        "search_space_size": 4, "num_candidates": 2, "steps": 1, "batch_size": 2,
+        "samples_per_class": 1, "final_iterations": 1}
 
     search_space_size: int = Field(2000, ge=1)
     num_candidates: int = Field(200, ge=1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,7 @@ class ToySGD(Attack):
     paper: ClassVar[str] = "Be Careful What You Smooth For (Struppek et al., ICLR 2024)"
     paper_url: ClassVar[str] = "https://arxiv.org/abs/2310.06549"
     summary: ClassVar[str] = "SGD on a 2-D input toward a class, from a fixed start point."
+    probe_params: ClassVar[dict[str, Any]] = {"max_steps": 2}
 
     start: list[float] = Field(default_factory=lambda: [-3.0, -10.0], min_length=1)
     lr: float = Field(0.1, gt=0)

@@ -3,8 +3,10 @@
 A broken plug-in should fail before any trial starts, with one message that names it and the
 problem (exit status 2), not minutes later inside a Ray worker. :func:`check_defense` runs a
 defense once on a tiny probe classifier and batch: wrap the model, capture the requested
-features, compute the loss, back-propagate. It is used by ``build_components`` (every ``run``)
-and by ``lsmia-bench submit``.
+features, compute the loss, back-propagate. :func:`check_attack` runs an attack once, with its
+``probe_params`` budget, on a tiny probe target (and a tiny generator prior if it needs one)
+and checks the :class:`AttackOutput` it returns. Both are used by ``build_components`` (every
+``run``); ``lsmia-bench submit`` runs the defense check.
 """
 
 from __future__ import annotations
@@ -62,13 +64,25 @@ Probe = Callable[[], tuple[nn.Module, torch.Tensor, torch.Tensor, int]]
 
 
 def check_component(component: Any, field: str, name: str, probe: Probe | None = None) -> None:
-    """Run the checks that apply to ``component`` (defenses; attacks have none yet).
+    """Run the checks that apply to ``component``: :func:`check_defense` for a defense,
+    :func:`check_attack` for an attack.
 
-    ``probe`` lets a pipeline check against its own architecture, so that hyper-parameters
-    naming its layers (e.g. BiDO's ``layers``) are checked against the real names.
+    ``probe`` lets a pipeline check against its own architecture and inputs, so that
+    hyper-parameters naming its layers (e.g. BiDO's ``layers``) are checked against the real
+    names and an attack runs on the suite's kind of input (the toy suite's 2-D points).
     """
+    from lsmia_bench.attacks.base import Attack
     from lsmia_bench.defenses.base import Defense
 
+    if isinstance(component, Attack):
+        if probe is None:
+            check_attack(component, field, name)
+            return
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model, inputs, _, num_classes = probe()
+        check_attack(component, field, name, model, tuple(inputs.shape[1:]), num_classes)
+        return
     if not isinstance(component, Defense):
         return
     if probe is None:
@@ -215,3 +229,103 @@ def _check_loss(loss: Any, field: str, name: str) -> None:
     if not loss.requires_grad:
         raise _fail(field, name, "loss() does not depend on the model's parameters",
                     "Compute the loss from batch.logits or batch.features without detaching.")
+
+
+def check_attack(
+    attack: Any,
+    field: str,
+    name: str,
+    target: nn.Module | None = None,
+    input_shape: tuple[int, ...] = (1, 4, 4),
+    num_classes: int = 4,
+) -> None:
+    """Raise a UserError naming ``name`` unless ``attack`` keeps the attack interface.
+
+    The attack's class ``probe_params`` are merged over its configured hyper-parameters (a run
+    of a step or two), and it is run once against ``target`` (default: a
+    :class:`ProbeClassifier` on ``input_shape`` images) for two classes, with a tiny generator
+    prior (generator and critic) when it ``needs_prior``. Checks on the returned
+    :class:`AttackOutput`: reconstructions are a finite tensor (N, *input_shape) with N >= 1,
+    in [0, 1] for image inputs (C, H, W); labels are N int class ids among those attacked;
+    the trace is a dict. The global random state is left untouched.
+    """
+    from lsmia_bench.kernel.attack_output import AttackOutput
+
+    cls = type(attack)
+    probe_params = dict(getattr(cls, "probe_params", {}) or {})
+    try:
+        quick = cls(**(attack.model_dump() | probe_params))
+    except Exception as exc:  # pydantic refuses a probe value the fields forbid
+        raise _attack_fail(field, name, f"probe_params {probe_params} are refused "
+                           f"({type(exc).__name__}: {exc})".replace("\n", " "),
+                           "Give probe_params values the fields allow.") from None
+    classes = [0, num_classes - 1]
+    step = "building the probe"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        try:
+            if target is None:
+                features = math.prod(input_shape)
+                target = ProbeClassifier(in_features=features, num_classes=num_classes)
+            target.input_shape = tuple(input_shape)  # the public hint input-space attacks read
+            target.eval()
+            prior = probe_prior(input_shape) if quick.needs_prior else None
+            step = "run()"
+            output = quick.run(target, classes, prior)
+        except Exception as exc:  # a plug-in may fail in any way
+            raise _attack_fail(field, name, f"{step} raised {type(exc).__name__}: {exc}",
+                               "Fix the plug-in; it was run once on a tiny probe target "
+                               f"with {probe_params or 'its configured budget'}.") from None
+    if not isinstance(output, AttackOutput):
+        raise _attack_fail(field, name, f"run() returned {type(output).__name__}",
+                           "Return lsmia_bench.kernel.attack_output.AttackOutput(...).")
+    _check_attack_output(output, tuple(input_shape), classes, field, name)
+
+
+def probe_prior(input_shape: tuple[int, ...], latent_dim: int = 4) -> nn.Module:
+    """A tiny untrained generator prior with a WGAN critic, for the attack check only."""
+    from lsmia_bench.attacks.priors.base import GeneratorPrior
+
+    features = math.prod(input_shape)
+    generator = nn.Sequential(nn.Linear(latent_dim, features), nn.Sigmoid(),
+                              nn.Unflatten(1, tuple(input_shape)))
+    critic = nn.Sequential(nn.Flatten(), nn.Linear(features, 1))
+    size = tuple(input_shape[1:]) if len(input_shape) == 3 else None
+    channels = input_shape[0] if len(input_shape) == 3 else None
+    return GeneratorPrior(generator, latent_dim, image_size=size, channels=channels,
+                          discriminator=critic, discriminator_kind="wgan")
+
+
+def _attack_fail(field: str, name: str, problem: str, fix: str) -> UserError:
+    return UserError(field, name, fix, problem=f"broken attack: {problem}")
+
+
+def _check_attack_output(output: Any, input_shape: tuple[int, ...], classes: list[int],
+                         field: str, name: str) -> None:
+    recon, labels = output.reconstructions, output.labels
+    if not isinstance(recon, torch.Tensor) or recon.ndim < 1 or len(recon) == 0 \
+            or tuple(recon.shape[1:]) != input_shape:
+        shape = tuple(recon.shape) if isinstance(recon, torch.Tensor) else type(recon).__name__
+        raise _attack_fail(field, name, f"reconstructions are {shape}, not (N, "
+                           f"{', '.join(map(str, input_shape))}) with N >= 1",
+                           "Return the final samples in the target's input space.")
+    if not torch.isfinite(recon).all():
+        raise _attack_fail(field, name, "reconstructions hold NaN or infinite values",
+                           "Clamp or guard the optimisation (check divisions, logs).")
+    if len(input_shape) == 3 and (recon.min() < 0 or recon.max() > 1):
+        raise _attack_fail(field, name, f"reconstructions span [{recon.min().item():.3g}, "
+                           f"{recon.max().item():.3g}], outside the images' [0, 1]",
+                           "Clamp the final samples to [0, 1] (e.g. tensor.clamp(0, 1)).")
+    if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != (len(recon),) \
+            or labels.is_floating_point():
+        shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise _attack_fail(field, name, f"labels are {shape}, not {len(recon)} integer class "
+                           "ids (one per reconstruction)",
+                           "Return labels as an int64 tensor of shape (N,).")
+    unknown = sorted(set(labels.tolist()) - set(classes))
+    if unknown:
+        raise _attack_fail(field, name, f"labels {unknown} were not attacked (asked for "
+                           f"{classes})", "Label each reconstruction with its attacked class.")
+    if not isinstance(output.trace, dict):
+        raise _attack_fail(field, name, f"trace is a {type(output.trace).__name__}",
+                           "Return the optimisation trace as a dict.")

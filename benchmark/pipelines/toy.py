@@ -71,7 +71,8 @@ class ToyPipeline(Pipeline):
 
     def check(self, config: ToyConfig) -> None:
         build_components(config.defenses, DEFENSES, "defenses", probe=lambda: _probe(config))
-        build_components(config.attacks, ATTACKS, "attacks")
+        # Attacks are checked on the toy MLP and its 2-D points, the inputs they will get.
+        build_components(config.attacks, ATTACKS, "attacks", probe=lambda: _probe(config))
         if config.target_class >= len(config.data.centers):
             from lsmia_bench.kernel.errors import UserError
 
@@ -151,7 +152,8 @@ class ToyPipeline(Pipeline):
 
 
 def _probe(config: ToyConfig) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, int]:
-    """A fresh toy MLP and a few points, to run each defense once before any trial."""
+    """A fresh toy MLP and a few points, to run each defense and attack once before any
+    trial."""
     classes = len(config.data.centers)
     x, y = toy_blobs(4 * classes, config.data.centers, config.data.cluster_std,
                      random_state=config.data.random_state)
@@ -198,6 +200,11 @@ def train_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
     torch.save(model.state_dict(), out / "model.pt")
     test_acc = accuracy(predict(model, x_test), y_test)
     train_acc = accuracy(predict(model, x_train), y_train)
+    # The running (train-mode, per-iteration) accuracy gets its own name: as "train_accuracy"
+    # it shared MLflow's key with the metric below (eval-mode accuracy on the training points,
+    # the leaderboard's "Train acc."), so that metric was read back as a curve.
+    curves = history.as_series()
+    curves["train_accuracy_by_iteration"] = curves.pop("train_accuracy")
     # A loss curve of 5000 points is too much for MLflow; keep every 50th iteration.
     stride = max(1, len(history.train_loss) // 100)
     series = {k: v[::stride] for k, v in curves.items()}
@@ -210,11 +217,6 @@ def train_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
 
 def load_toy_target(spec: dict[str, Any], folder: Path) -> torch.nn.Module:
     defense = DEFENSES.get(spec["defense"]["name"])(**spec["defense"]["params"])
-    # The running (train-mode, per-iteration) accuracy gets its own name: as "train_accuracy"
-    # it shared MLflow's key with the metric below (eval-mode accuracy on the training points,
-    # the leaderboard's "Train acc."), so that metric was read back as a curve.
-    curves = history.as_series()
-    curves["train_accuracy_by_iteration"] = curves.pop("train_accuracy")
     model = defense.wrap_model(_build_model(spec))
     model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
     return model.eval()
