@@ -138,6 +138,6 @@ def test_readme_example_loads_from_a_relative_path_and_passes_the_checks(tmp_pat
 def test_builtin_defenses_pass_the_plugin_checks():
     from lsmia_bench.benchmark.plugin_check import check_defense
 
-    for name in ("none", "label_smoothing", "mid", "bido"):
+    for name in DEFENSES.names():
         for params in ({}, {"measure": "coco"} if name == "bido" else {}):
             check_defense(DEFENSES.get(name)(**params), "defenses[0].name", name)
