@@ -128,8 +128,8 @@ def test_readme_example_loads_from_a_relative_path_and_passes_the_checks(tmp_pat
     spec = ComponentSpec(name=reference, grid={"weight": [0.1, 1.0]})
     assert Path(spec.name.rpartition(":")[0]).is_absolute()  # workers run elsewhere
     built = build_components([spec], DEFENSES, "defenses")
-    assert [d.label() for d in built] == ["confidence_penalty(weight=0.1)",
-                                         "confidence_penalty(weight=1.0)"]
+    assert [d.label() for d in built] == ["my_confidence_penalty(weight=0.1)",
+                                         "my_confidence_penalty(weight=1.0)"]
     with pytest.raises(UserError, match="less than or equal to 10"):
         build_components([ComponentSpec(name=reference, params={"weight": 50})], DEFENSES,
                          "defenses")

@@ -40,10 +40,10 @@ def installed_example(tmp_path):
                     str(package)], check=True, cwd=tmp_path)
     importlib.invalidate_caches()
     try:
-        yield "confidence_penalty"
+        yield "my_confidence_penalty"
     finally:
         subprocess.run([*pip, "uninstall", "--quiet", "--yes", "my-defense"], check=False)
-        DEFENSES._loaded.pop("confidence_penalty", None)  # forget it in this process too
+        DEFENSES._loaded.pop("my_confidence_penalty", None)  # forget it in this process too
         sys.modules.pop("my_defense", None)
         importlib.invalidate_caches()
 
@@ -64,13 +64,13 @@ def test_entry_point_defense_is_listed_and_trains(run_cli, ray_cluster, installe
                                                   tmp_path):
     listed = run_cli("list")
     assert listed.code == 0
-    assert re.search(r"confidence_penalty\s+Cross-entropy minus weight \* entropy", listed.out)
-    config = _suite(tmp_path, "  - name: confidence_penalty\n    params: {weight: 0.5}\n")
+    assert re.search(r"my_confidence_penalty\s+Cross-entropy minus weight \* entropy", listed.out)
+    config = _suite(tmp_path, "  - name: my_confidence_penalty\n    params: {weight: 0.5}\n")
     result = run_cli("run", "--config", config, "--results", tmp_path / "res", *TINY)
     assert result.code == 0, (result.out, result.err)
     table = _report_table(tmp_path / "res")
     (row,) = table.to_dict("records")
-    assert row["defense"] == "confidence_penalty(weight=0.5)"
+    assert row["defense"] == "my_confidence_penalty(weight=0.5)"
     assert row["status"] == "finished" and row["test_accuracy"] > 0.9
 
 
