@@ -50,7 +50,11 @@ class Registry(Generic[T]):
         return {ep.name: ep.value for ep in entry_points(group=self.entry_point_group)}
 
     def names(self) -> list[str]:
-        found = set(self._lazy) | set(self._loaded) | set(self._plugin_entry_points())
+        """Registered names: built-ins, registered objects and entry points. File references
+        loaded so far are cached under their path but are not names (they would otherwise
+        show up in ``list`` and in every registry-wide test after the first use)."""
+        loaded = {name for name in self._loaded if not is_path_reference(name)}
+        found = set(self._lazy) | loaded | set(self._plugin_entry_points())
         return sorted(found)
 
     def __contains__(self, name: str) -> bool:
