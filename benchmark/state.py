@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import secrets
+import threading
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,8 +75,18 @@ class InvocationStore:
         self.folder = ResultsLayout(results_dir).invocations
         self.folder.mkdir(parents=True, exist_ok=True)
 
+    #: The driver and the tracking thread both save an invocation.
+    _lock = threading.Lock()
+
     def save(self, invocation: Invocation) -> None:
-        write_json_atomic(self.folder / f"{invocation.id}.json", asdict(invocation))
+        with self._lock:
+            write_json_atomic(self.folder / f"{invocation.id}.json", asdict(invocation))
+
+    def mark_logged(self, invocation: Invocation, key: str, run_id: str) -> None:
+        """Record that trial ``key`` is in the tracking store as child run ``run_id``."""
+        with self._lock:
+            invocation.logged[key] = run_id
+            write_json_atomic(self.folder / f"{invocation.id}.json", asdict(invocation))
 
     def all(self) -> list[Invocation]:
         found = []
