@@ -62,7 +62,7 @@ class BuildSummary:
 
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("leaderboard", "templates"),
+        loader=jinja2.PackageLoader("lsmia_bench.leaderboard", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
         lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["fmt"] = format_value
@@ -135,7 +135,7 @@ def build_site(tracking_uri: str, out: Path, results_dir: Path | None = None) ->
     try:
         for path, text in texts.items():
             _write(staging / path, text.encode("utf-8"))
-        static = package_files("leaderboard") / "static"
+        static = package_files("lsmia_bench.leaderboard") / "static"
         for name in STATIC_FILES:
             _write(staging / "static" / name, (static / name).read_bytes())
         with tempfile.TemporaryDirectory() as download:
@@ -168,7 +168,7 @@ def component_metadata(board: Board) -> dict[str, dict[str, str]]:
     names = {e.defense for s in board.suites for e in s.entries} | {
         a for s in board.suites for a in s.attacks}
     found: dict[str, dict[str, str]] = {}
-    for package in ("defenses", "attacks"):
+    for package in ("lsmia_bench.defenses", "lsmia_bench.attacks"):
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.origin:
             continue
