@@ -72,8 +72,28 @@ def environment() -> jinja2.Environment:
     return env
 
 
+def repository_url(given: str | None = None) -> str:
+    """The repository that pull requests go to: ``given`` (``--repository`` or
+    ``LSMIA_REPOSITORY``), else the package's ``[project.urls]`` Repository/Source/Homepage;
+    only http(s) links, else ""."""
+    if given:
+        return safe_url(given)
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    try:
+        urls = metadata("lsmia-bench").get_all("Project-URL") or []
+    except PackageNotFoundError:
+        return ""
+    found = dict(u.split(",", 1) for u in urls if "," in u)
+    found = {k.strip().lower(): v.strip() for k, v in found.items()}
+    for name in ("repository", "source", "source code", "homepage"):
+        if safe_url(found.get(name)):
+            return safe_url(found[name])
+    return ""
+
+
 def render_site(board: Board, components: dict[str, dict[str, str]] | None = None,
-                built_at: str = "", source: str = "") -> dict[str, str]:
+                built_at: str = "", source: str = "", repository: str = "") -> dict[str, str]:
     """All text files of the site, by path relative to its root."""
     env = environment()
     components = components or {}
@@ -86,7 +106,7 @@ def render_site(board: Board, components: dict[str, dict[str, str]] | None = Non
             entries=board.entry_count(), **common),
         "submit.html": env.get_template("submit.html").render(
             root="", page="submit", submissions=submission_views(views, board.submissions),
-            **common),
+            repository=safe_url(repository), **common),
     }
     entry_template = env.get_template("entry.html")
     for view in views:
@@ -121,7 +141,8 @@ def site_images(board: Board) -> dict[str, tuple[str, str]]:
     return wanted
 
 
-def build_site(tracking_uri: str, out: Path, results_dir: Path | None = None) -> BuildSummary:
+def build_site(tracking_uri: str, out: Path, results_dir: Path | None = None,
+               repository: str | None = None) -> BuildSummary:
     started = time.perf_counter()
     out = Path(out).resolve()
     _check_out(out)
@@ -130,7 +151,8 @@ def build_site(tracking_uri: str, out: Path, results_dir: Path | None = None) ->
     if not board.suites:
         log.warning("no lsmia-bench runs in %s; the site says so", tracking_uri)
     built_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    texts = render_site(board, component_metadata(board), built_at, _describe(tracking_uri))
+    texts = render_site(board, component_metadata(board), built_at, _describe(tracking_uri),
+                        repository_url(repository))
     staging = Path(tempfile.mkdtemp(prefix=".site-", dir=out.parent))
     try:
         for path, text in texts.items():

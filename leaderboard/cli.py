@@ -46,12 +46,16 @@ def build(
         help="MLflow tracking URI (default: the SQLite file in the results folder).")] = None,
     results: ResultsOpt = Path("results"),
     out: OutOpt = Path("site"),
+    repository: Annotated[str | None, typer.Option(
+        "--repository", envvar="LSMIA_REPOSITORY",
+        help="Repository URL that the Submit page's pull request step links to (default: "
+        "the package's [project.urls] Repository).")] = None,
 ) -> None:
     """Read every recorded run and write the static site (index, entry pages, downloads)."""
     from lsmia_bench.leaderboard.build import build_site
 
     uri = tracking_uri_for(results, tracking_uri)
-    summary = build_site(uri, out, results_dir=results)
+    summary = build_site(uri, out, results_dir=results, repository=repository)
     console.print(
         f"Site: {summary.out / 'index.html'} ({summary.suites} suite(s), {summary.entries} "
         f"entries, {summary.pages} pages, {summary.files} files, "

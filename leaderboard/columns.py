@@ -31,6 +31,11 @@ class MetricInfo:
     detail: bool = False
 
     @property
+    def arrow(self) -> str:
+        """↑ when higher is better for the defender, ↓ when lower is, else nothing."""
+        return {"higher": "↑", "lower": "↓"}.get(self.better or "", "")
+
+    @property
     def hint(self) -> str:
         """Column header tooltip: explanation plus direction."""
         if self.better is None:
@@ -39,9 +44,33 @@ class MetricInfo:
         return f"{self.explanation} ({arrow} for the defense.)"
 
 
+#: Shares in [0, 1] that the registry keeps as plain numbers; the site shows them in % like the
+#: accuracies beside them, so a table never mixes fractions and percentages.
+SHOWN_AS_PERCENT = {"ece", "precision", "recall", "coverage"}
+#: Clearer titles where two recorded times would otherwise read alike.
+SITE_TITLES = {"elapsed_s": "Trial time"}
+SITE_NOTES = {"elapsed_s": " The whole attack trial (loading the target, the attack, the "
+              "evaluation and its figures); \u201cAttack compute\u201d is the attack's own "
+              "optimisation only."}
+#: Raw numbers that pipelines record without declaring them in the registry (shown only with
+#: "all columns"): title, explanation, unit.
+RAW_METRICS: dict[str, tuple[str, str, Format]] = {
+    "attack_time_s": ("Attack compute", "Seconds the attack's own optimisation took, as the "
+                      "attack measured it (without loading the target, evaluation and figures; "
+                      "\u201cTrial time\u201d is the whole trial).", "seconds"),
+    "reconstructions": ("Reconstructions", "Number of reconstructions the attack made.",
+                        "count"),
+    "final_train_accuracy": ("Last-epoch train acc.", "Training accuracy over the last "
+                             "epoch's batches, as the training loop logged it (Train acc. is "
+                             "measured after training).", "percent"),
+}
+
+
 def info_of(spec: MetricSpec) -> MetricInfo:
     """The leaderboard's view of a declared metric."""
-    return MetricInfo(spec.name, spec.title, spec.explanation, spec.direction, spec.unit,
+    fmt: Format = "percent" if spec.name in SHOWN_AS_PERCENT else spec.unit
+    return MetricInfo(spec.name, SITE_TITLES.get(spec.name, spec.title),
+                      spec.explanation + SITE_NOTES.get(spec.name, ""), spec.direction, fmt,
                       spec.detail)
 
 
@@ -57,21 +86,30 @@ UTILITY_METRIC = "test_accuracy"
 
 #: Fixed columns of every suite table (not metrics).
 FIXED_COLUMNS: dict[str, str] = {
-    "rank": "Position by the ranking rule below (Pareto rank, then privacy, then utility); "
-            "— when the entry lacks a metric the rule needs.",
+    "rank": "Rank by the suite's ranking privacy metric (worst over the attacks). Entries whose "
+            "intervals overlap the interval of their group's best entry share its rank (=1 "
+            "means tied for 1): the data do not tell them apart. — when the entry lacks a "
+            "metric the rule needs.",
     "defense": "The defense and its setting (the label recorded by the run). Opens the entry "
                "page with configuration, provenance, curves and figures.",
     "strength": "Value of the defense's strength hyper-parameter (for example alpha for label "
                 "smoothing); empty for defenses without one.",
     "architecture": "Target model architecture as recorded in the trial's configuration; — when "
                     "the suite does not record one (a single fixed model).",
-    "seeds": "Number of seeds (independent trainings) aggregated; numbers are mean ± standard "
-             "deviation over them.",
+    "seeds": "Number of seeds (independent trainings) aggregated. Numbers are the mean over "
+             "seeds with a 95 % bootstrap interval [low, high] over seeds; with one seed, the "
+             "trial's own interval (attack or test-set randomness only).",
     "status": "finished: every trial of the entry finished; partial: some failed or were "
               "skipped; failed: no trial finished. Hover for the error.",
-    "utility_drop": "Test accuracy of the baseline minus the entry's, in percentage points "
-                    "(baseline: the `none` defense trained with the same settings, or else the "
-                    "same defense at strength 0, which switches it off).",
+    "utility_drop": "Test accuracy of the baseline minus the entry's, in percentage points: "
+                    "positive = the defense costs accuracy, negative = it is more accurate than "
+                    "the baseline (baseline: the `none` defense trained with the same settings, "
+                    "or else the same defense at strength 0, which switches it off). The "
+                    "interval pairs the two entries' seeds.",
+    "paired": "The entry's ranking metric minus that of `none` with the same settings, paired "
+              "by seed (a bootstrap over the per-seed differences), with its 95 % interval and "
+              "verdict: lower, higher, or no clear difference (the interval contains 0). Needs "
+              "two or more seeds that both entries ran.",
     "pareto": "★ marks entries on the Pareto front: no other entry has both higher test "
               "accuracy and less leakage.",
 }
@@ -85,14 +123,45 @@ def metric_info(key: str, stage: str) -> MetricInfo:
         return table[key]
     if key in other:
         return other[key]
-    return MetricInfo(key, key, f"Recorded metric {key!r} (not declared in the metric "
-                      "registry, lsmia_bench.benchmark.metrics, yet).")
+    if key in RAW_METRICS:
+        title, explanation, fmt = RAW_METRICS[key]
+        return MetricInfo(key, title, explanation, None, fmt, detail=True)
+    return MetricInfo(key, key, f"Recorded metric {key!r}, not declared in the metric "
+                      "registry (lsmia_bench.benchmark.metrics); shown as recorded.",
+                      detail=True)
 
 
 def ordered_metrics(keys: set[str], stage: str) -> list[str]:
     """Known metrics in table order, then unknown ones alphabetically."""
     table = TARGET_METRICS if stage == "targets" else ATTACK_METRICS
     return [k for k in table if k in keys] + sorted(keys - set(table))
+
+
+def decimals_for(values: list[float], fmt: Format) -> int:
+    """One number of decimals for a whole column: 3 significant digits of its largest value
+    (percentages 1 decimal, seconds 1, counts 0 when whole)."""
+    finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
+    if fmt == "percent" or fmt == "seconds":
+        return 1
+    if fmt == "count":
+        return 0 if all(float(v).is_integer() for v in finite) else 1
+    largest = max(finite, default=0.0)
+    if largest == 0:
+        return 2
+    return min(5, max(0, 2 - math.floor(math.log10(largest))))
+
+
+def format_number(value: float | None, fmt: Format, decimals: int) -> str:
+    """A value in the column's display unit (% for percent) with the column's decimals."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    shown = 100 * value if fmt == "percent" else value
+    return f"{shown:.{decimals}f}".replace("-", "\u2212")
+
+
+def unit_suffix(fmt: Format) -> str:
+    """The unit shown in a column header."""
+    return {"percent": "%", "seconds": "s"}.get(fmt, "")
 
 
 def format_value(value: float | None, fmt: Format) -> str:

@@ -1,10 +1,12 @@
 """The ranking rule: data-driven, documented here and shown on the site from this text.
 
-Each entry is a point (utility, leakage): utility = mean test accuracy over seeds (higher is
-better); leakage = the worst value, over the suite's attacks, of the suite's ranking privacy
-metric (the first ranking candidate of the metric registry, ``MetricSpec.rank``, that the
-suite records: attack Acc@1 when it exists). Worst means the most leakage, because a defense
-is only as strong as it is against the strongest attack that was run.
+Each entry's privacy is the worst value, over the suite's attacks, of the suite's ranking
+privacy metric (the first ranking candidate of the metric registry, ``MetricSpec.rank``, that
+the suite records: attack Acc@1 when it exists), with its interval. Worst means the most
+leakage, because a defense is only as strong as it is against the strongest attack that was
+run. Ranks follow :func:`benchmark.metrics.uncertainty.rank_groups`: entries whose intervals
+overlap the interval of their group's best entry share its rank, so the ranks claim only what
+the data support. The Pareto front of (utility, leakage) is shown beside the rank.
 """
 
 from __future__ import annotations
@@ -19,17 +21,22 @@ RANKING_PRIVACY_METRICS = tuple(METRICS.ranking())
 _FIRST, *_REST = (METRICS.get(name).title for name in RANKING_PRIVACY_METRICS)
 
 RANKING_RULE = [
-    f"Utility is the mean test accuracy over seeds; privacy is the suite's ranking metric (attack "
-    f"{_FIRST} when recorded, otherwise the first available of {', '.join(_REST)}), taken at "
-    "its worst over the attacks that were run. A metric that is not meaningful in a suite "
-    "(its validity rule) is never recorded, so it is never ranked.",
-    "1. Pareto rank: entries that no other entry beats in both utility and privacy form front "
-    "1; remove them and the next non-dominated entries form front 2, and so on.",
-    "2. Within a front, less leakage (better privacy metric) ranks first: the trade-off "
-    "decides at comparable utility.",
-    "3. Then higher utility, then the defense label alphabetically (a stable order).",
+    f"Privacy is the suite's ranking metric (attack {_FIRST} when recorded, otherwise the first "
+    f"available of {', '.join(_REST)}), taken at its worst over the attacks that were run, "
+    "with its 95 % interval (over seeds; with one seed, the trial's own interval). A metric "
+    "that is not meaningful in a suite (its validity rule) is never recorded, so it is never "
+    "ranked; the entry says why it is missing.",
+    "1. Rank: entries sorted by privacy, best first. An entry whose interval overlaps the "
+    "interval of the best entry of the current group shares that group's rank (shown as =1); "
+    "the first entry that does not overlap starts a new group, whose rank counts every entry "
+    "before it (1, 1, 3). A shared rank means that the data do not tell the entries apart.",
+    "2. Within a rank: the Pareto front first (front 1: no other entry has both higher test "
+    "accuracy and less leakage; remove them and the next non-dominated entries form front 2, "
+    "and so on), then less leakage, then higher utility (mean test accuracy over seeds), then "
+    "the defense label alphabetically (a stable order).",
     "Entries without test accuracy, or without the ranking metric for every attack of the "
-    "suite (failed or not yet attacked), are listed after the ranked ones without a rank.",
+    "suite (failed, not yet attacked, or not meaningful there), are listed after the ranked "
+    "ones without a rank.",
     "Everything is computed from the recorded runs at build time; no number is edited by "
     "hand.",
 ]

@@ -33,7 +33,8 @@ IMAGE_SUFFIXES = {".png", ".svg", ".jpg", ".jpeg", ".gif", ".webp"}
 MAX_IMAGE_BYTES = 5 * 2**20
 # The record types live in the kernel; callers that read records may still import them here.
 __all__ = ["Artifact", "InvocationRecord", "Snapshot", "TrialRecord", "latest_per_job",
-           "read_snapshot", "read_invocation", "read_submissions", "fetch_artifact"]
+           "read_snapshot", "read_invocation", "read_submissions", "fetch_artifact",
+           "trial_origins"]
 
 
 @dataclass
@@ -47,6 +48,23 @@ class Snapshot:
     runs_read: int = 0
     #: Earlier records that ``lsmia-bench submit --replace`` kept (``submissions/history/``).
     submission_history: list[dict[str, Any]] = field(default_factory=list)
+    #: Suite -> the ``uncertainty.*`` config params of its latest invocation (interval settings).
+    uncertainty: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: (suite, job key) -> (run id, parent run id) of the trial that ran the job (status
+    #: ``finished``), which a later cached re-run only confirmed.
+    origins: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+
+
+def trial_origins(trials: list[TrialRecord]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(suite, job key) -> (run id, parent run id) of the latest trial that ran the job itself."""
+    found: dict[tuple[str, str], tuple[int, str, str]] = {}
+    for trial in trials:
+        if trial.status != "finished":
+            continue
+        key = (trial.suite, trial.job_key)
+        if key not in found or trial.started_ms >= found[key][0]:
+            found[key] = (trial.started_ms, trial.run_id, trial.parent_run_id or "")
+    return {key: (run, parent) for key, (_, run, parent) in found.items()}
 
 
 def latest_per_job(trials: list[TrialRecord]) -> list[TrialRecord]:
@@ -72,6 +90,7 @@ def read_snapshot(tracking_uri: str, results_dir: Path | None = None) -> Snapsho
     trials: list[TrialRecord] = []
     invocations: list[InvocationRecord] = []
     runs: dict[str, Any] = {}
+    uncertainty: dict[str, tuple[int, dict[str, str]]] = {}
     for experiment in client.search_experiments(max_results=1000):
         suite = suite_of(experiment.name)
         if suite is None:
@@ -83,6 +102,11 @@ def read_snapshot(tracking_uri: str, results_dir: Path | None = None) -> Snapsho
                 trials.append(_trial(run, suite))
             elif kind == "invocation":
                 invocations.append(_invocation(run, suite))
+                started = int(run.info.start_time or 0)
+                params = {k: v for k, v in run.data.params.items()
+                          if k.startswith("uncertainty.")}
+                if params and started >= uncertainty.get(suite, (-1, {}))[0]:
+                    uncertainty[suite] = (started, params)
     # Curves (one metric history request per metric) only for the runs the board shows.
     kept = [_trial(runs[t.run_id], t.suite, client) for t in latest_per_job(trials)]
     for trial in kept:
@@ -92,7 +116,9 @@ def read_snapshot(tracking_uri: str, results_dir: Path | None = None) -> Snapsho
     folder = ResultsLayout(results_dir) if results_dir else None
     submissions = read_submissions(folder.submissions) if folder else []
     history = read_submissions(folder.submission_history) if folder else []
-    return Snapshot(kept, invocations, submissions, tracking_uri, len(runs), history)
+    return Snapshot(kept, invocations, submissions, tracking_uri, len(runs), history,
+                    {suite: params for suite, (_, params) in uncertainty.items()},
+                    trial_origins(trials))
 
 
 def read_invocation(tracking_uri: str, parent_run_id: str

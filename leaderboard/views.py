@@ -11,15 +11,18 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from lsmia_bench.benchmark.metrics.uncertainty import Difference
 from lsmia_bench.leaderboard.board import Entry, Stat, SuiteBoard
-from lsmia_bench.leaderboard.charts import Chart, line_chart, tradeoff_chart
+from lsmia_bench.leaderboard.charts import Chart, TradeoffPoint, line_chart, tradeoff_chart
 from lsmia_bench.leaderboard.columns import (
     FIXED_COLUMNS,
     UTILITY_METRIC,
     MetricInfo,
-    format_spread,
-    format_value,
+    decimals_for,
+    format_number,
+    metric_info,
     unit_note,
+    unit_suffix,
 )
 from lsmia_bench.leaderboard.records import MAX_IMAGE_BYTES
 from lsmia_bench.leaderboard.submissions import Submission
@@ -37,6 +40,11 @@ class Column:
     detail: bool = False
     attack: str | None = None  # the attack of an attack column
     metric: str = ""  # the metric (or "status") of an attack column
+    arrow: str = ""  # ↑ / ↓: which way is better for the defender
+    unit: str = ""  # shown in the header: %, pp, s
+    info: MetricInfo | None = None
+    decimals: int = 1
+    sticky: bool = False
 
 
 @dataclass
@@ -55,6 +63,10 @@ class Cell:
     href: str = ""
     badge: str = ""  # a short marker after the text, e.g. "submission"
     badge_title: str = ""
+    interval: str = ""  # "[low, high]" under the value
+    n: str = ""  # "n = 3 seeds"
+    note: str = ""  # e.g. "one seed: attack randomness only"
+    verdict: str = ""  # lower / higher / no clear difference
 
 
 @dataclass
@@ -107,52 +119,123 @@ def _file_slug(name: str) -> str:
     return slug(stem) + suffix
 
 
-def stat_cell(stat: Stat | None, info: MetricInfo) -> Cell:
+def stat_cell(stat: Stat | None, info: MetricInfo, decimals: int | None = None) -> Cell:
+    """``mean`` with ``[low, high]`` and n under it; "—" for an interval that does not exist."""
     if stat is None:
         return Cell("", None)
-    text = format_value(stat.mean, info.fmt)
-    spread = format_spread(stat.std, info.fmt)
-    if spread:
-        text = f"{text} ± {spread}"
-    return Cell(text, stat.mean, title=f"{info.title}: mean over {stat.n} seed(s)")
+    places = decimals if decimals is not None else decimals_for([stat.mean], info.fmt)
+    text = format_number(stat.mean, info.fmt, places)
+    title = f"{info.title}: mean over {stat.n} seed(s)"
+    if stat.has_interval:
+        interval = (f"[{format_number(stat.low, info.fmt, places)}, "
+                    f"{format_number(stat.high, info.fmt, places)}]")
+        n = f"n = {stat.units} {stat.unit}".strip() if stat.units else ""
+        title += f"; {100 * stat.level:.0f} % interval {interval} over {n or 'seeds'}"
+    else:
+        interval, n = "—", f"n = {stat.n} seed{'s' if stat.n != 1 else ''}"
+        title += "; no interval recorded"
+    if stat.note:
+        title += f" ({stat.note})"
+    return Cell(text, stat.mean, title=title, interval=interval, n=n, note=stat.note,
+                css="metric")
+
+
+def difference_cell(difference: Difference | None, note: str, fmt: str, decimals: int,
+                    scale_note: str = "") -> Cell:
+    """A paired difference: estimate [low, high] with its verdict, or why there is none."""
+    if difference is None:
+        return Cell(note, None, title=note, css="paired none-yet")
+    i = difference.interval
+    text = format_number(i.estimate, fmt, decimals)  # type: ignore[arg-type]
+    interval = (f"[{format_number(i.low, fmt, decimals)}, "  # type: ignore[arg-type]
+                f"{format_number(i.high, fmt, decimals)}]")  # type: ignore[arg-type]
+    title = (f"entry minus baseline{scale_note}, paired over {i.n} seeds: {text} {interval} "
+             f"({100 * i.level:.0f} % interval): {difference.verdict}")
+    return Cell(text, i.estimate, title=title, interval=interval, n=f"n = {i.n} seeds",
+                verdict=difference.verdict, css="metric paired")
 
 
 def suite_view(suite: SuiteBoard) -> SuiteView:
-    fixed = [("rank", "Rank"), ("pareto", "Front"), ("defense", "Defense"),
-             ("strength", "Strength"), ("architecture", "Architecture"), ("seeds", "Seeds"),
-             ("status", "Status")]
-    # A column that no entry fills (no strength hyper-parameter, no recorded architecture) goes.
-    if all(e.strength is None for e in suite.entries):
-        fixed.remove(("strength", "Strength"))
-    if not any(e.architecture for e in suite.entries):
-        fixed.remove(("architecture", "Architecture"))
-    if not any(e.on_front for e in suite.entries):
-        fixed.remove(("pareto", "Front"))
-    columns = [Column(k, t, FIXED_COLUMNS[k], "Entry",
-                      numeric=k in ("rank", "strength", "seeds", "pareto")) for k, t in fixed]
-    groups = [Group("Entry", len(columns), len(columns))]
-    target = [Column(m.key, m.title, m.hint + unit_note(m.fmt), "Target", detail=m.detail)
-              for m in suite.target_metrics]
-    if UTILITY_METRIC in {m.key for m in suite.target_metrics}:
-        target.append(Column("utility_drop", "Utility drop", FIXED_COLUMNS["utility_drop"],
-                             "Target"))
-    columns += target
-    groups.append(_group("Target model (utility)", target))
+    """The suite table: the entry, utility, then each attack's ranking metric (with its paired
+    difference to `none`), then details and the secondary metrics (shown with "all columns")."""
+    ranking = suite.ranking_metric
+    entries = suite.entries
+    columns = [Column("rank", "Rank", FIXED_COLUMNS["rank"], "Entry"),
+               Column("defense", "Defense", FIXED_COLUMNS["defense"], "Entry", numeric=False,
+                      sticky=True)]
+    groups = [Group("Entry", 2, 2)]
+    target_infos = {m.key: m for m in suite.target_metrics}
+
+    def metric_column(info: MetricInfo, group: str, attack: str | None, values: list[float],
+                      detail: bool) -> Column:
+        key = f"{attack}/{info.key}" if attack else info.key
+        return Column(key, info.title, info.hint + unit_note(info.fmt), group, detail=detail,
+                      attack=attack, metric=info.key, arrow=info.arrow,
+                      unit=unit_suffix(info.fmt), info=info,
+                      decimals=decimals_for(values, info.fmt))
+
+    def target_values(key: str) -> list[float]:
+        return [v for e in entries if key in e.target_stats
+                for v in _stat_numbers(e.target_stats[key])]
+
+    def attack_values(attack: str, key: str) -> list[float]:
+        return [v for e in entries if key in e.attacks[attack].stats
+                for v in _stat_numbers(e.attacks[attack].stats[key])]
+
+    def add(group_title: str, cols: list[Column]) -> None:
+        if cols:
+            columns.extend(cols)
+            groups.append(_group(group_title, cols))
+
+    if UTILITY_METRIC in target_infos:
+        info = target_infos[UTILITY_METRIC]
+        add("Utility", [metric_column(info, "Utility", None, target_values(UTILITY_METRIC),
+                                      False)])
     for attack in suite.attacks:
-        metrics = suite.attack_metrics[attack] or []
-        cols = [Column(f"{attack}/{m.key}", m.title, m.hint + unit_note(m.fmt),
-                       f"Attack: {attack}", detail=m.detail, attack=attack, metric=m.key)
-                for m in metrics]
-        if not any(not c.detail for c in cols):
-            cols.insert(0, Column(f"{attack}/status", "Status", f"Outcome of attack {attack}.",
-                                  f"Attack: {attack}", numeric=False, attack=attack,
-                                  metric="status"))
-        columns += cols
-        groups.append(_group(f"Attack: {attack} (privacy)", cols))
-    rows = [(entry, _row(suite, entry, columns)) for entry in suite.entries]
-    records = [_record(suite, entry) for entry in suite.entries]
+        cols = []
+        if ranking is not None and ranking.key in {m.key for m in suite.attack_metrics[attack]}:
+            cols.append(metric_column(ranking, f"Attack: {attack}", attack,
+                                      attack_values(attack, ranking.key), False))
+            cols.append(Column(f"{attack}/paired", "Δ vs none", FIXED_COLUMNS["paired"],
+                               f"Attack: {attack}", attack=attack, metric="paired",
+                               arrow=ranking.arrow, unit=unit_suffix(ranking.fmt)
+                               .replace("%", "pp"), info=ranking,
+                               decimals=decimals_for(attack_values(attack, ranking.key),
+                                                     ranking.fmt)))
+        elif not any(not m.detail for m in suite.attack_metrics[attack]):
+            cols.append(Column(f"{attack}/status", "Status", f"Outcome of attack {attack}.",
+                               f"Attack: {attack}", numeric=False, attack=attack,
+                               metric="status"))
+        add(f"Attack: {attack} (privacy)", cols)
+    details = []
+    if UTILITY_METRIC in target_infos:
+        details.append(Column("utility_drop", "Utility drop", FIXED_COLUMNS["utility_drop"],
+                              "Details", arrow="↓", unit="pp", decimals=1))
+    details += [Column("seeds", "Seeds", FIXED_COLUMNS["seeds"], "Details"),
+                Column("status", "Status", FIXED_COLUMNS["status"], "Details", numeric=False)]
+    if any(e.on_front for e in entries):
+        details.append(Column("pareto", "Front", FIXED_COLUMNS["pareto"], "Details"))
+    if any(e.strength is not None for e in entries):
+        details.append(Column("strength", "Strength", FIXED_COLUMNS["strength"], "Details"))
+    if any(e.architecture for e in entries):
+        details.append(Column("architecture", "Architecture", FIXED_COLUMNS["architecture"],
+                              "Details", numeric=False))
+    add("Details", details)
+    add("Target model", [metric_column(m, "Target", None, target_values(m.key), m.detail)
+                         for m in suite.target_metrics if m.key != UTILITY_METRIC])
+    for attack in suite.attacks:
+        add(f"Attack: {attack}, more metrics",
+            [metric_column(m, f"Attack: {attack}", attack, attack_values(attack, m.key),
+                           m.detail)
+             for m in suite.attack_metrics[attack] if ranking is None or m.key != ranking.key])
+    rows = [(entry, _row(suite, entry, columns)) for entry in entries]
+    records = [_record(suite, entry) for entry in entries]
     return SuiteView(suite, slug(suite.name), columns, [g for g in groups if g.span], rows,
                      records, _tradeoff(suite))
+
+
+def _stat_numbers(stat: Stat) -> list[float]:
+    return [v for v in (stat.mean, stat.low, stat.high) if v is not None]
 
 
 def _group(title: str, columns: list[Column]) -> Group:
@@ -162,17 +245,18 @@ def _group(title: str, columns: list[Column]) -> Group:
 def _row(suite: SuiteBoard, entry: Entry, columns: list[Column]) -> list[Cell]:
     cells = [_cell(suite, entry, column) for column in columns]
     for cell, column in zip(cells, columns, strict=True):
-        extra = ["detail" if column.detail else "", "" if column.numeric else "text"]
+        extra = ["detail" if column.detail else "", "" if column.numeric else "text",
+                 "sticky" if column.sticky else ""]
         cell.css = " ".join(c for c in [cell.css, *extra] if c)
     return cells
 
 
 def _cell(suite: SuiteBoard, entry: Entry, column: Column) -> Cell:
-    if (column.attack is None and column.group != "Target") or column.key == "utility_drop":
+    if column.info is None and column.attack is None:
         return _fixed_cell(entry, column.key)
     if column.attack is None:
-        info = next(m for m in suite.target_metrics if m.key == column.key)
-        return stat_cell(entry.target_stats.get(column.key), info)
+        assert column.info is not None
+        return stat_cell(entry.target_stats.get(column.key), column.info, column.decimals)
     attack, key = column.attack, column.metric
     result = entry.attacks[attack]
     if key == "status" or result.status in ("failed", "missing"):
@@ -180,14 +264,27 @@ def _cell(suite: SuiteBoard, entry: Entry, column: Column) -> Cell:
         text = result.status if result.status != "missing" else "not run"
         return Cell(text, text if key == "status" else None, title=error,
                     css=f"status-{result.status}")
-    info = next(m for m in suite.attack_metrics[attack] if m.key == key)
-    return stat_cell(result.stats.get(key), info)
+    assert column.info is not None
+    if key == "paired":
+        return difference_cell(result.paired, result.paired_note, column.info.fmt,
+                               column.decimals, " (percentage points)"
+                               if column.info.fmt == "percent" else "")
+    if key not in result.stats and key in result.missing:
+        return Cell("missing", None, title=result.missing[key], css="missing",
+                    note=result.missing[key])
+    return stat_cell(result.stats.get(key), column.info, column.decimals)
 
 
 def _fixed_cell(entry: Entry, key: str) -> Cell:
     if key == "rank":
-        return Cell(str(entry.rank) if entry.rank else "—", entry.rank,
-                    title=entry.rank_note or f"Pareto front {entry.pareto_rank}")
+        if not entry.rank:
+            return Cell("—", None, title=entry.rank_note)
+        shared = entry.shared_rank
+        return Cell(f"={entry.rank}" if shared else str(entry.rank), entry.rank,
+                    title=(f"shares rank {entry.rank}: its interval overlaps that of the "
+                           "group's best entry" if shared else f"rank {entry.rank}")
+                    + (f"; Pareto front {entry.pareto_rank}" if entry.pareto_rank else ""),
+                    css="rank shared" if shared else "rank")
     if key == "pareto":
         return Cell("★" if entry.on_front else "", 1 if entry.on_front else 0,
                     title="on the Pareto front" if entry.on_front else "",
@@ -210,28 +307,50 @@ def _fixed_cell(entry: Entry, key: str) -> Cell:
     if key == "utility_drop":
         if entry.utility_drop is None:
             return Cell("", None, title="no baseline with the same settings")
-        return Cell(f"{100 * entry.utility_drop:+.1f}", entry.utility_drop,
-                    title="percentage points below the baseline")
+        cell = Cell(format_number(entry.utility_drop, "percent", 1), entry.utility_drop,
+                    title="percentage points below the baseline (positive: the defense costs "
+                    "accuracy)", css="metric")
+        diff = entry.utility_paired
+        if diff is not None:  # drop = -(entry - baseline)
+            i = diff.interval
+            cell.interval = (f"[{format_number(-i.high, 'percent', 1)}, "
+                             f"{format_number(-i.low, 'percent', 1)}]")
+            cell.n = f"n = {i.n} seeds"
+        elif entry.utility_paired_note:
+            cell.note = entry.utility_paired_note
+        return cell
     raise KeyError(key)
 
 
 def _record(suite: SuiteBoard, entry: Entry) -> dict[str, Any]:
-    """One download row: raw numbers (fractions, not percent), never formatted strings."""
+    """One download row: raw numbers (fractions, not percent), never formatted strings; each
+    metric ``m`` with ``m_ci_low``, ``m_ci_high``, ``m_n`` and the paired differences."""
+    privacy = entry.privacy_stat
     record: dict[str, Any] = {
         "suite": suite.name, "rank": entry.rank, "pareto_front": entry.pareto_rank,
-        "defense": entry.defense, "label": entry.label, "variant": entry.variant,
-        "strength": entry.strength, "architecture": entry.architecture, "seeds": entry.seeds,
-        "status": entry.status, "utility_drop": entry.utility_drop,
-        "ranking_privacy": entry.privacy,
+        "defense": entry.defense, "rank_shared": entry.shared_rank, "label": entry.label,
+        "variant": entry.variant, "strength": entry.strength,
+        "architecture": entry.architecture, "seeds": entry.seeds, "status": entry.status,
+        "utility_drop": entry.utility_drop, "ranking_metric": (suite.ranking_metric.key if
+                                                               suite.ranking_metric else ""),
+        "ranking_attack": entry.ranking_attack, "ranking_privacy": entry.privacy,
+        "ranking_privacy_ci_low": privacy.low if privacy else None,
+        "ranking_privacy_ci_high": privacy.high if privacy else None,
+        "confidence_level": suite.settings.level,
     }
+    record |= _difference_fields("test_accuracy_vs_none", entry.utility_paired,
+                                 entry.utility_paired_note)
     for key, stat in entry.target_stats.items():
-        record[key] = stat.mean
-        record[f"{key}_std"] = stat.std
+        record |= _stat_fields(key, stat)
     for attack, result in entry.attacks.items():
         record[f"{attack}/status"] = result.status
         for key, stat in result.stats.items():
-            record[f"{attack}/{key}"] = stat.mean
-            record[f"{attack}/{key}_std"] = stat.std
+            record |= _stat_fields(f"{attack}/{key}", stat)
+        for key, reason in result.missing.items():
+            record[f"{attack}/{key}_missing"] = reason
+        if suite.ranking_metric is not None:
+            record |= _difference_fields(f"{attack}/{suite.ranking_metric.key}_vs_none",
+                                         result.paired, result.paired_note)
     record["submission"] = entry.submission.name if entry.submission else ""
     record["submission_status"] = ("" if entry.submission is None else
                                    "current" if entry.submission.current else "replaced")
@@ -241,20 +360,43 @@ def _record(suite: SuiteBoard, entry: Entry) -> dict[str, Any]:
     return record
 
 
+def _stat_fields(key: str, stat: Stat) -> dict[str, Any]:
+    return {key: stat.mean, f"{key}_ci_low": stat.low, f"{key}_ci_high": stat.high,
+            f"{key}_n": stat.units if stat.has_interval else stat.n,
+            f"{key}_n_unit": stat.unit if stat.has_interval else "seeds",
+            f"{key}_std": stat.std}
+
+
+def _difference_fields(key: str, difference: Difference | None, note: str) -> dict[str, Any]:
+    if difference is None:
+        return {key: None, f"{key}_ci_low": None, f"{key}_ci_high": None, f"{key}_n": None,
+                f"{key}_verdict": note}
+    i = difference.interval
+    return {key: i.estimate, f"{key}_ci_low": i.low, f"{key}_ci_high": i.high,
+            f"{key}_n": i.n, f"{key}_verdict": difference.verdict}
+
+
 def _tradeoff(suite: SuiteBoard) -> Chart | None:
     metric = suite.ranking_metric
-    ranked = [e for e in suite.entries if e.privacy is not None and e.utility is not None]
+    ranked = [e for e in suite.entries if e.privacy_stat is not None and e.utility is not None]
     if metric is None or not ranked:
         return None
-    scale = 100 if metric.fmt == "percent" else 1
+    percent = metric.fmt == "percent"
+    scale = 100 if percent else 1
     arrow = "← less leakage" if metric.better == "lower" else "less leakage →"
-    points = [(scale * e.privacy, 100 * e.utility, e.label + (f" [{e.variant}]" if e.variant
-                                                              else ""),
-               entry_page(e), e.on_front) for e in ranked]  # type: ignore[operator]
+    points = []
+    for e in ranked:
+        privacy, utility = e.privacy_stat.interval(), e.target_stats[  # type: ignore[union-attr]
+            UTILITY_METRIC].interval()
+        points.append(TradeoffPoint(
+            scale * privacy.estimate, scale * privacy.low, scale * privacy.high,
+            100 * utility.estimate, 100 * utility.low, 100 * utility.high,
+            e.label + (f" [{e.variant}]" if e.variant else ""), entry_page(e), e.on_front,
+            baseline=e.defense == "none"))
     title = f"{metric.title}{unit_note(metric.fmt)}, worst over attacks ({arrow})"
-    percent = (0.0, 100.0)
-    return tradeoff_chart(points, title, "Test accuracy (%)",
-                          percent if metric.fmt == "percent" else None, percent)
+    bounds = (0.0, 100.0)
+    return tradeoff_chart(points, title, "Test accuracy (%)", bounds if percent else None,
+                          bounds, x_min_span=10.0 if percent else None, y_min_span=10.0)
 
 
 def entry_results(entry: Entry, suite: SuiteBoard) -> list[tuple[str, list[tuple[MetricInfo,
@@ -265,9 +407,17 @@ def entry_results(entry: Entry, suite: SuiteBoard) -> list[tuple[str, list[tuple
         for info in suite.target_metrics])]
     for attack, result in entry.attacks.items():
         rows = [(info, stat_cell(result.stats.get(info.key), info))
-                for info in suite.attack_metrics[attack]]
+                for info in suite.attack_metrics[attack] if info.key in result.stats]
+        rows += [(metric_info_of(suite, attack, key), Cell("missing", None, title=reason,
+                                                            note=reason))
+                 for key, reason in result.missing.items()]
         sections.append((f"Attack {attack}: {result.status}", rows))
     return sections
+
+
+def metric_info_of(suite: SuiteBoard, attack: str, key: str) -> MetricInfo:
+    return next((m for m in suite.attack_metrics[attack] if m.key == key),
+                metric_info(key, "attacks"))
 
 
 def trial_rows(entry: Entry) -> list[dict[str, Any]]:
@@ -348,10 +498,25 @@ def provenance(entry: Entry, suite: SuiteBoard) -> dict[str, Any]:
             versions.setdefault(name, set()).add(str(value))
         for name, value in trial.hardware.items():
             hardware.setdefault(name, set()).add(str(value))
-    parents = {t.parent_run_id for t in entry.trials()}
+    by_run = {i.run_id: i for i in suite.invocations}
+    trained = []
+    for target in entry.targets:
+        run_id, parent = suite.origins.get(target.job_key, (target.run_id,
+                                                            target.parent_run_id or ""))
+        origin = by_run.get(parent)
+        confirmed = by_run.get(target.parent_run_id or "")
+        trained.append({
+            "seed": target.seed, "run_id": run_id,
+            "invocation": origin.invocation if origin else parent or "unknown",
+            "confirmed": confirmed.invocation if confirmed and target.status == "cached"
+            and confirmed is not origin else ""})
+    trained_by = {suite.origins.get(t.job_key, ("", t.parent_run_id or ""))[1]
+                  for t in entry.trials()}
+    parents = {t.parent_run_id for t in entry.trials()} | trained_by
     invocations = [i for i in suite.invocations if i.run_id in parents]
     dates = sorted(t.finished_at for t in entry.trials() if t.finished_at)
     return {
+        "trained": trained, "trained_by": trained_by,
         "versions": {k: ", ".join(sorted(v)) for k, v in sorted(versions.items())},
         "hardware": {k: ", ".join(sorted(v)) for k, v in sorted(hardware.items())},
         "invocations": invocations,
