@@ -209,10 +209,27 @@ def build_components(
                 loc = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""
                 where = f"{section}[{index}].{origin.get(loc, 'params')}"
                 error = user_error_from_validation(exc, prefix=where, model=cls)
-                raise UserError(error.field, error.value, error.fix, problem=f"{error.problem} "
+                fix = error.fix
+                if error.problem == "unknown key":  # name every spec's keys, by position
+                    fix = ("Remove it or fix its spelling. "
+                           + _keys_by_position(specs, registry, section))
+                raise UserError(error.field, error.value, fix, problem=f"{error.problem} "
                                 f"for {registry.kind} {spec.name!r}") from None
             except TypeError:
                 built.append(build_component(cls, values, f"{section}[{index}].params"))
             # A plug-in that breaks its interface fails here, before any trial starts.
             check_component(built[-1], f"{section}[{index}].name", spec.name, probe)
     return built
+
+
+def _keys_by_position(specs: list[ComponentSpec], registry: Registry, section: str) -> str:
+    """``0 none (no keys); 1 label_smoothing (alpha, ...)``: what ``--set section.N.grid.KEY``
+    may name for each spec of the section."""
+    parts = []
+    for index, spec in enumerate(specs):
+        try:
+            keys = ", ".join(registry.get(spec.name).model_fields) or "no keys"
+        except UserError:
+            keys = "not loadable"
+        parts.append(f"{section}.{index} {spec.name} ({keys})")
+    return f"Keys by position: {'; '.join(parts)}."

@@ -40,6 +40,10 @@ def _fails_cleanly(result, *needles: str) -> None:
         (["--suite", "toy", "--set", "pipeline=imagez"], ["pipeline", "'imagez'"]),
         (["--suite", "toy", "--set", "device=tpu"], ["device", "'tpu'"]),
         (["--suite", "toy", "--max-concurrent", "0"], ["--max-concurrent"]),
+        # A key for the wrong defense names every defense by position with its keys.
+        (["--suite", "digits", "--set", "defenses.0.grid.alpha=[0.7]"],
+         ["defenses[0].grid.alpha", "unknown key for defense 'none'", "defenses.0 none (no keys)",
+          "defenses.1 label_smoothing (alpha,", "defenses.2 mid (beta"]),
     ],
 )
 def test_bad_input_exits_2_naming_the_field(run_cli, tmp_path, args, needles):

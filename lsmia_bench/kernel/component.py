@@ -96,6 +96,8 @@ def _allowed_keys(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> str:
         model = _model_in(field.annotation) if field else None
     if model is None:
         return ""
+    if not model.model_fields:
+        return " It takes no keys."
     return f" Allowed keys: {', '.join(model.model_fields)}."
 
 
