@@ -1,12 +1,21 @@
-"""Model inversion attacks: a registry by name over one file per attack."""
+"""Model inversion attacks: a registry by name over one file per attack.
 
-from lsmia_bench.attacks.base import Attack, AttackOutput
+``Attack`` and ``AttackOutput`` load on first use, so importing the registry (``lsmia-bench
+list``) starts no PyTorch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from lsmia_bench.kernel.registry import Registry
 
+if TYPE_CHECKING:
+    from lsmia_bench.attacks.base import Attack, AttackOutput
+
 ATTACKS: Registry[type[Attack]] = Registry(
     "attack",
-    base=Attack,
+    base="lsmia_bench.attacks.base:Attack",
     builtins={
         "toy_sgd": "lsmia_bench.attacks.toy_sgd:ToySGD",
         "ppa": "lsmia_bench.attacks.ppa:PPA",
@@ -18,3 +27,11 @@ ATTACKS: Registry[type[Attack]] = Registry(
 )
 
 __all__ = ["ATTACKS", "Attack", "AttackOutput"]
+
+
+def __getattr__(name: str) -> object:
+    if name in ("Attack", "AttackOutput"):
+        from lsmia_bench.attacks import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,16 +3,22 @@
 Outside defenses plug in through the entry-point group ``defenses`` or a
 ``path/to/file.py:ClassName`` reference; both are looked up exactly like the built-ins.
 The interface is documented in :mod:`defenses.base`.
+``Defense``, ``LossInputs`` and ``Classifier`` load on first use, so importing the registry
+(``lsmia-bench list``) starts no PyTorch.
 """
 
-from lsmia_bench.defenses.base import Defense, LossInputs
+from __future__ import annotations
 
-from lsmia_bench.kernel.classifier import Classifier
+from typing import TYPE_CHECKING
+
 from lsmia_bench.kernel.registry import Registry
+
+if TYPE_CHECKING:
+    from lsmia_bench.defenses.base import Defense
 
 DEFENSES: Registry[type[Defense]] = Registry(
     "defense",
-    base=Defense,
+    base="lsmia_bench.defenses.base:Defense",
     builtins={
         "none": "lsmia_bench.defenses.none:NoDefense",
         "label_smoothing": "lsmia_bench.defenses.label_smoothing:LabelSmoothing",
@@ -23,3 +29,15 @@ DEFENSES: Registry[type[Defense]] = Registry(
 )
 
 __all__ = ["DEFENSES", "Classifier", "Defense", "LossInputs"]
+
+
+def __getattr__(name: str) -> object:
+    if name in ("Defense", "LossInputs"):
+        from lsmia_bench.defenses import base
+
+        return getattr(base, name)
+    if name == "Classifier":
+        from lsmia_bench.kernel.classifier import Classifier
+
+        return Classifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

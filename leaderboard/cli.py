@@ -68,7 +68,8 @@ def build(
 
 @leaderboard_app.command("serve")
 def serve(
-    out: OutOpt = Path("site"),
+    out: Annotated[Path, typer.Option("--out", help="Folder of the built site to serve (the "
+                                      "--out of `leaderboard build`).")] = Path("site"),
     port: Annotated[int, typer.Option("--port", min=0, max=65535,
                                       help="Port on localhost (0 picks a free one).")] = 8000,
 ) -> None:

@@ -18,6 +18,7 @@ from lsmia_bench.kernel.errors import EXIT_USER_ERROR, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark defenses against model inversion attacks.")
+VERBOSE_HELP = "Debug logging, with Ray's and MLflow's own start-up messages."
 console = Console()
 err_console = Console(stderr=True)
 EXIT_INTERRUPTED = 130
@@ -30,6 +31,38 @@ app.add_typer(leaderboard_app, name="leaderboard")
 # written into the current folder.
 ResultsOpt = Annotated[str, typer.Option("--results", help="Results folder (cache, MLflow "
                                          "store, reports).", envvar="LSMIA_RESULTS")]
+
+
+def _hide_flag_types() -> None:
+    """typer shows ``<bool>`` beside flags (``--resume``, ``-v``, ``--help``), which take no
+    value: show no type for them."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):  # noqa: ANN001, ANN202
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich
+
+
+_hide_flag_types()
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from lsmia_bench import __version__
+
+        console.print(f"lsmia-bench {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Benchmark defenses against model inversion attacks."""
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -55,8 +88,8 @@ def list_components() -> None:
     for title, registry in (("Defenses", DEFENSES), ("Attacks", ATTACKS)):
         console.print(f"[bold]{title}[/bold]")
         for name in registry.names():
-            try:
-                summary = registry.get(name).summary
+            try:  # read from the source where it is a literal: no PyTorch import
+                summary = registry.summary(name)
             except UserError as exc:
                 summary = f"(broken plug-in: {exc})"
             console.print(f"  {name:<18} {summary}", markup=False, soft_wrap=True)
@@ -90,7 +123,7 @@ def run(
     smoke: Annotated[bool, typer.Option("--smoke", help="Run the suite's smoke version "
                                         "(<suite>-smoke: generated data, tiny models, CPU).")
                      ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE_HELP)] = False,
 ) -> None:
     """Train targets under each defense, attack them, record everything, print the table."""
     _setup_logging(verbose)
@@ -144,13 +177,16 @@ def submit(
                                                      "file in the results folder).")] = None,
     address: Annotated[str | None, typer.Option("--address", help="Join an existing Ray "
                                                 "cluster.")] = None,
-    max_concurrent: Annotated[int | None, typer.Option("--max-concurrent", min=1)] = None,
+    max_concurrent: Annotated[int | None, typer.Option("--max-concurrent", min=1,
+                                                       help="At most this many trials at once "
+                                                       "(default: as many as Ray's resources "
+                                                       "allow).")] = None,
     data_home: Annotated[Path | None, typer.Option("--data-home", help="scikit-learn data "
                                                    "home (Olivetti faces).")] = None,
     check_timeout: Annotated[float, typer.Option("--check-timeout", min=1, help="Seconds the "
                                                  "plug-in may take to import and train one "
                                                  "batch in the isolated check.")] = 120.0,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE_HELP)] = False,
 ) -> None:
     """Check a defense and its metadata, run the suite's standard attacks on it, record it."""
     _setup_logging(verbose)

@@ -3,6 +3,7 @@ or by a ``path/to/file.py:ClassName`` reference."""
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
 import importlib.util
@@ -21,13 +22,14 @@ class Registry(Generic[T]):
     """Maps names to classes (or callables) of one kind.
 
     Nothing is imported until a name is looked up, so listing names is cheap and a broken
-    plug-in only fails when it is used, with a message that names it.
+    plug-in only fails when it is used, with a message that names it. ``base`` may be given as
+    ``"module:Class"`` so that defining a registry imports nothing heavy (PyTorch).
     """
 
     def __init__(
         self,
         kind: str,
-        base: type | None = None,
+        base: type | str | None = None,
         builtins: dict[str, str] | None = None,
         entry_point_group: str | None = None,
     ) -> None:
@@ -79,6 +81,17 @@ class Registry(Generic[T]):
         self._loaded[name] = obj
         return obj
 
+    def summary(self, name: str) -> str:
+        """A component's one-line ``summary``, read from its source file when it states it as
+        a string literal (nothing imported: ``lsmia-bench list`` starts no PyTorch), else from
+        the loaded class."""
+        target = self._lazy.get(name) or self._plugin_entry_points().get(name)
+        if name not in self._loaded and target is not None:
+            found = static_class_attribute(target, "summary")
+            if found is not None:
+                return found
+        return str(getattr(self.get(name), "summary", ""))
+
     def _unknown_fix(self, name: str) -> str:
         close = difflib.get_close_matches(name, self.names(), n=1)
         hint = f"Did you mean {close[0]!r}? " if close else ""
@@ -87,6 +100,8 @@ class Registry(Generic[T]):
     def _check(self, name: str, obj: object, field: str | None = None) -> None:
         if self.base is None:
             return
+        if isinstance(self.base, str):
+            self.base = import_reference(self.base, field or self.kind, plugin=self.base)
         if not (isinstance(obj, type) and issubclass(obj, self.base)):
             raise UserError(
                 field or self.kind,
@@ -94,6 +109,51 @@ class Registry(Generic[T]):
                 f"A {self.kind} must be a subclass of {self.base.__module__}.{self.base.__name__}.",
                 problem=f"{obj!r} is not a {self.kind} class",
             )
+
+
+def static_class_attribute(target: str, attribute: str) -> str | None:
+    """The string literal assigned to ``attribute`` in the body of the class that
+    ``package.module:Class`` names, found without importing the module or its packages; None
+    when the source cannot be found or does not assign a literal there (inherited, computed)."""
+    module_name, _, class_name = target.partition(":")
+    try:
+        path = _module_source(module_name)
+        tree = ast.parse(Path(path).read_bytes()) if path else None
+    except (OSError, SyntaxError, ValueError, ImportError):
+        return None
+    for node in tree.body if tree else ():
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            for item in node.body:
+                targets = item.targets if isinstance(item, ast.Assign) else (
+                    [item.target] if isinstance(item, ast.AnnAssign) else [])
+                if any(isinstance(t, ast.Name) and t.id == attribute for t in targets):
+                    value = item.value
+                    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                        return value.value
+                    return None
+    return None
+
+
+def _module_source(module_name: str) -> str | None:
+    """The source file of a module, asking the import system's finders directly so that no
+    parent package runs (``importlib.util.find_spec`` would import the parents)."""
+    if module_name in sys.modules:
+        return getattr(sys.modules[module_name], "__file__", None)
+    search: list[str] | None = None
+    spec = None
+    for depth in range(1, module_name.count(".") + 2):
+        name = ".".join(module_name.split(".")[:depth])
+        spec = None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, search) if find else None
+            if spec is not None:
+                break
+        if spec is None:
+            return None
+        search = list(spec.submodule_search_locations or [])
+    origin = spec.origin if spec is not None else None
+    return origin if origin and origin.endswith(".py") else None
 
 
 def is_path_reference(name: str) -> bool:
