@@ -1,4 +1,5 @@
-"""What the user sees while a suite runs: stage, trial and how far along it is."""
+"""What the user sees while a suite runs: trials done per stage, and how far along each
+running trial is (stages overlap: a trial starts when its own inputs exist)."""
 
 from __future__ import annotations
 
@@ -20,23 +21,28 @@ class ProgressView:
         self.console = console or Console(stderr=True)
         self.live = sys.stderr.isatty() if live is None else live
         self._progress: Progress | None = None
-        self._stage_task: TaskID | None = None
+        self._stage_tasks: dict[str, TaskID] = {}
         self._trial_tasks: dict[str, TaskID] = {}
         self._logged_quarter: dict[str, int] = {}
-        self._done = 0
-        self._total = 0
-        self._stage = ""
+        self._done: dict[str, int] = {}
+        self._total: dict[str, int] = {}
 
-    def start_stage(self, stage: str, jobs: list[Job]) -> None:
-        self._stage, self._done, self._total = stage, 0, len(jobs)
-        log.info("stage %s: %d trial(s)", stage, len(jobs))
+    def start(self, jobs: list[Job]) -> None:
+        """A run of ``jobs`` begins; one bar per stage counts its trials as they end."""
+        self._total = {}
+        for job in jobs:
+            self._total[job.stage] = self._total.get(job.stage, 0) + 1
+        self._done = dict.fromkeys(self._total, 0)
+        log.info("%d trial(s): %s", len(jobs),
+                 ", ".join(f"{n} {stage}" for stage, n in self._total.items()))
         if self.live:
             self.stop()
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                       TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
                                       console=self.console, transient=False)
             self._progress.start()
-            self._stage_task = self._progress.add_task(f"[bold]{stage}", total=len(jobs))
+            self._stage_tasks = {stage: self._progress.add_task(f"[bold]{stage}", total=n)
+                                 for stage, n in self._total.items()}
             self._trial_tasks = {}
 
     def trial_progress(self, job: Job, fraction: float) -> None:
@@ -50,15 +56,18 @@ class ProgressView:
         quarter = int(fraction * 4)
         if quarter > self._logged_quarter.get(job.key, -1) and quarter < 4:
             self._logged_quarter[job.key] = quarter
-            log.info("[%s] %s: %d%%", self._stage, job.name, int(fraction * 100))
+            log.info("[%s] %s: %d%%", job.stage, job.name, int(fraction * 100))
 
     def trial_done(self, outcome: Outcome) -> None:
-        self._done += 1
+        stage = outcome.job.stage
+        self._done[stage] = self._done.get(stage, 0) + 1
         note = f" ({outcome.error})" if outcome.error else ""
-        log.info("[%s %d/%d] %s: %s%s", self._stage, self._done, self._total,
-                 outcome.job.name, outcome.status, note)
-        if self._progress is not None and self._stage_task is not None:
-            self._progress.update(self._stage_task, completed=self._done)
+        log.info("[%s %d/%d] %s: %s%s", stage, self._done[stage],
+                 self._total.get(stage, self._done[stage]), outcome.job.name, outcome.status,
+                 note)
+        if self._progress is not None:
+            if stage in self._stage_tasks:
+                self._progress.update(self._stage_tasks[stage], completed=self._done[stage])
             task = self._trial_tasks.pop(outcome.job.key, None)
             if task is not None:
                 self._progress.remove_task(task)

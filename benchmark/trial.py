@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 import platform
 import time
 import traceback
@@ -18,6 +19,11 @@ from lsmia_bench.benchmark.context import TaskContext, TaskResult, resolve_devic
 from lsmia_bench.benchmark.jobs import Job
 
 from lsmia_bench.kernel.files import write_json_atomic
+from lsmia_bench.kernel.registry import is_path_reference, load_path_reference
+
+#: Trials this worker process ran before the current one: more than 0 means a warm (reused)
+#: worker, which imported torch and the project for an earlier trial.
+_TRIALS_IN_PROCESS = 0
 
 
 class TaskFailed(RuntimeError):
@@ -25,8 +31,16 @@ class TaskFailed(RuntimeError):
 
 
 def load_task(reference: str) -> Callable[..., TaskResult]:
+    """``package.module:function``, or ``path/to/file.py:function`` (a plug-in file)."""
+    if is_path_reference(reference):
+        return load_path_reference(reference, "task")  # type: ignore[return-value]
     module_name, _, attr = reference.partition(":")
     return getattr(importlib.import_module(module_name), attr)
+
+
+def _stamp() -> str:
+    # Milliseconds: trial start and end times order trials that run within one second.
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def execute_job(
@@ -34,8 +48,13 @@ def execute_job(
     store: ArtifactStore,
     device: str = "auto",
     progress: Callable[[float, dict[str, float]], None] | None = None,
+    worker: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """Run ``job`` unless its artifact exists; return (stored result, whether it was cached)."""
+    """Run ``job`` unless its artifact exists; return (stored result, whether it was cached).
+
+    ``worker`` (which process and node ran it) goes into the record with the trial's start
+    and end times, from which the orchestration figures are computed."""
+    started_at = _stamp()
     if store.verified(job.key):
         return store.load_result(job.key), True
     missing = [role for role, key in job.needs.items() if not store.verified(key)]
@@ -59,7 +78,9 @@ def execute_job(
                 "series": result.series,
                 "info": result.info,
                 "elapsed_s": elapsed,
-                "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "started_at": started_at,
+                "finished_at": _stamp(),
+                "worker": {"host": platform.node(), "pid": os.getpid(), **(worker or {})},
                 "hardware": hardware(ctx.device),
                 "versions": package_versions(),
             }
@@ -102,8 +123,15 @@ def _describe(exc: BaseException) -> str:
 
 
 def tune_trainable(config: dict[str, Any]) -> None:
-    """The function Ray Tune runs for every trial; ``config`` holds the job and paths."""
+    """The function Ray Tune runs for every trial; ``config`` holds the job and paths.
+
+    Tune reuses the actor that runs it (``reuse_actors=True``), so the imports at the top of
+    this module and of the task modules are paid once per worker process, not per trial."""
+    import ray
     from ray import tune
+
+    global _TRIALS_IN_PROCESS
+    earlier_trials, _TRIALS_IN_PROCESS = _TRIALS_IN_PROCESS, _TRIALS_IN_PROCESS + 1
 
     threads = config.get("threads")
     if threads:
@@ -114,5 +142,16 @@ def tune_trainable(config: dict[str, Any]) -> None:
     def report(fraction: float, metrics: dict[str, float]) -> None:
         tune.report({"progress": fraction, **metrics})
 
-    record, cached = execute_job(job, store, config.get("device", "auto"), report)
+    worker = {"node_id": ray.get_runtime_context().get_node_id(),
+              "earlier_trials": earlier_trials}
+    try:
+        record, cached = execute_job(job, store, config.get("device", "auto"), report, worker)
+    except Exception as exc:
+        # A failed job ends its trial normally: Tune replaces the actor of an errored trial,
+        # and the next trial would pay the worker start-up again. The driver reads the failure
+        # (message in the store, no result) and skips the job's dependants.
+        traceback.print_exc()  # the full traceback, in the Ray worker's log
+        store.record_failure(job.key, _describe(exc))  # also failures before the task ran
+        tune.report({"progress": 1.0, "failed": 1})
+        return
     tune.report({"progress": 1.0, "cached": int(cached), **record["metrics"]})

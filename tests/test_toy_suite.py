@@ -166,7 +166,7 @@ def test_ctrl_c_stops_the_whole_run(tmp_path, ray_cluster):
                             start_new_session=True, env=os.environ | {"PYTHONUNBUFFERED": "1"})
     try:
         deadline = time.monotonic() + 180
-        while not list((results / "ray").glob("*-targets")) and time.monotonic() < deadline:
+        while not list((results / "ray").glob("*/targets-*")) and time.monotonic() < deadline:
             assert proc.poll() is None, proc.stderr.read().decode()
             time.sleep(0.5)
         time.sleep(3)
@@ -180,6 +180,6 @@ def test_ctrl_c_stops_the_whole_run(tmp_path, ray_cluster):
     assert "interrupted; finished trials are kept, continue with --resume" in err.decode()
     state = json.loads(next((results / "invocations").glob("*.json")).read_text())
     assert state["status"] == "interrupted"
-    assert not list((results / "ray").glob("*-attacks"))
+    assert not list((results / "ray").glob("*/attacks-*"))  # no attack trial started
     parents, _ = _runs(results)
     assert [p.info.status for p in parents] == ["KILLED"]
