@@ -7,6 +7,7 @@ their own modules; this one only strings them together.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,12 @@ from lsmia_bench.benchmark.config import SuiteConfig
 from lsmia_bench.benchmark.jobs import STAGES, Job
 from lsmia_bench.benchmark.pipelines import PIPELINES, Pipeline, Report
 from lsmia_bench.benchmark.progress import ProgressView
-from lsmia_bench.benchmark.runner import Outcome, StageRunner, check_stages_feasible
+from lsmia_bench.benchmark.runner import (
+    Outcome,
+    StageRunner,
+    check_stages_feasible,
+    orchestration_figures,
+)
 from lsmia_bench.benchmark.state import Invocation, InvocationStore, ResultsLock, now
 from lsmia_bench.benchmark.tracking import Tracker
 
@@ -48,6 +54,9 @@ class RunSummary:
     #: earlier trials are in MLflow only): what ``submit`` keeps without reading MLflow back.
     record: InvocationRecord | None = None
     trials: list[TrialRecord] = field(default_factory=list)
+    #: Orchestration efficiency and what explains it (runner.orchestration_figures); empty
+    #: when no trial ran.
+    figures: dict[str, float] = field(default_factory=dict)
 
 
 def pipeline_for(config: SuiteConfig) -> Pipeline:
@@ -55,6 +64,7 @@ def pipeline_for(config: SuiteConfig) -> Pipeline:
 
 
 def run_suite(config: SuiteConfig, options: RunOptions) -> RunSummary:
+    started = time.perf_counter()
     layout = ResultsLayout(options.results_dir)
     pipeline = pipeline_for(config)
     pipeline.check(config)
@@ -89,20 +99,19 @@ def run_suite(config: SuiteConfig, options: RunOptions) -> RunSummary:
                              address=options.address)
         outcomes: dict[str, Outcome] = {}
         try:
-            for stage in STAGES:
-                stage_jobs = [job for job in jobs if job.stage == stage]
-                if not stage_jobs:
-                    continue
-                progress.start_stage(stage, stage_jobs)
-                resources = getattr(config.resources, stage)
-                outcomes.update(runner.run(stage, stage_jobs, resources, outcomes))
-                progress.stop()
+            # One pass over every job: each starts when its own inputs exist.
+            progress.start(jobs)
+            outcomes = runner.run_all(jobs, {s: getattr(config.resources, s) for s in STAGES})
+            progress.stop()
             report_dir = layout.reports(config.name, invocation.id)
             report = pipeline.report(config, jobs, outcomes, report_dir)
             report_dir.mkdir(parents=True, exist_ok=True)
             table_csv = report_dir / "table.csv"
             report.table.to_csv(table_csv, index=False)
             tracker.log_report(report.files, table_csv)
+            figures = orchestration_figures(outcomes, time.perf_counter() - started,
+                                            runner.timing)
+            tracker.log_run_metrics(figures)
         except BaseException:
             progress.stop()
             invocation.status = "interrupted"
@@ -115,7 +124,7 @@ def run_suite(config: SuiteConfig, options: RunOptions) -> RunSummary:
         invocations.save(invocation)
         tracker.finish("FINISHED" if counts.get("failed", 0) == 0 else "FAILED")
     return RunSummary(invocation, jobs, outcomes, report, report_dir, counts,
-                      tracker.invocation, list(tracker.trials.values()))
+                      tracker.invocation, list(tracker.trials.values()), figures)
 
 
 def _invocation(store: InvocationStore, config: SuiteConfig, tracking_uri: str,
