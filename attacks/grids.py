@@ -37,13 +37,16 @@ def save_reconstruction_grid(reconstructions: torch.Tensor, labels: torch.Tensor
                              private_images: torch.Tensor, private_labels: torch.Tensor,
                              path: Path, per_class: int = 5, max_classes: int = 10,
                              title: str = "") -> Path:
-    """One row per class: up to ``per_class`` reconstructions, then real private images of it."""
+    """One row per class: up to ``per_class`` reconstructions, then as many real private images
+    of it (fewer columns when the attack made fewer per class, so no empty gap)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     classes = labels.unique(sorted=True)[:max_classes].tolist()
+    made = max((int((labels == cls).sum()) for cls in classes), default=1)
+    per_class = max(1, min(per_class, made))
     rows, cols = len(classes), 2 * per_class
     fig, axes = plt.subplots(rows, cols, figsize=(0.9 * cols + 0.6, 0.9 * rows + 0.6),
                              squeeze=False)
@@ -66,7 +69,7 @@ def save_reconstruction_grid(reconstructions: torch.Tensor, labels: torch.Tensor
     axes[0][per_class].set_title("private training images", fontsize=8, loc="left")
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.94) if title else None)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

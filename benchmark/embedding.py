@@ -67,11 +67,13 @@ def save_embedding_figure(table: pd.DataFrame, title: str, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     methods = [m for m in PROJECTION_TITLES if f"{m}_x" in table]
-    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 4.2), squeeze=False)
+    # A constrained layout makes room for the figure title (tight_layout ignores it and the
+    # title was cut off at the top).
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 4.4), squeeze=False,
+                             layout="constrained")
     for ax, method in zip(axes[0], methods, strict=True):
         draw_embedding(ax, table, method, PROJECTION_TITLES[method])
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.suptitle(title, fontsize=10, wrap=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
