@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 SCIKIT_LEARN_DATA ?= $(abspath ../shared/datasets/scikit_learn_data)
 export SCIKIT_LEARN_DATA
 
-.PHONY: setup run test browser lint clean
+.PHONY: setup run test browser lint clean docs-tables
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +33,12 @@ browser:
 # pytest exits 5 when it collects no tests; make treats that as a failure like any other.
 test: setup browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Every results table in README.md and docs/ from recorded results (tools/docs_tables.py);
+# RESULTS=DIR first records the newest report of each suite in that results folder.
+RESULTS ?=
+docs-tables:
+	python3 tools/docs_tables.py $(if $(RESULTS),--record $(RESULTS))
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -13,7 +13,7 @@ from lsmia_bench.defenses import DEFENSES
 
 from lsmia_bench.kernel.errors import UserError
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
 
 HEADER = """
 from typing import ClassVar

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
 TINY = ["--set", "training.iterations=200", "--set", "attacks.0.params.max_steps=300",
         "--set", "data.n_samples=150"]  # BiDO costs m^3 per full-batch step
 

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "random_search_attack" / "random_search.py"
-README = REPO / "README.md"
+README = REPO / "docs" / "extending.md"
 
 
 def _readme_options() -> list[str]:

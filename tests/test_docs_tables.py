@@ -1,0 +1,82 @@
+"""`make docs-tables` (tools/docs_tables.py): a marked block is regenerated from recorded
+results, the rest of the file stays byte-identical; a table without results says so; every
+table in the repository's Markdown is current."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("docs_tables", REPO / "tools" / "docs_tables.py")
+docs_tables = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(docs_tables)
+
+BEFORE = "# Title\r\n\nSome text with a number 0.5 typed by hand.  \n\n"
+AFTER = "\nTrailing text, no newline at the end"
+TABLE = ("defense,seed,status,test_accuracy,ppa_acc1\n"
+         "none,0,finished,0.99444,0.8\n"
+         "label_smoothing(alpha=-0.05),0,finished,0.98889,0.92\n")
+
+
+def _page(body: str, spec: str = "suite digits test_accuracy ppa_acc1 gmi_acc1") -> str:
+    return f"{BEFORE}<!-- table:{spec} -->\n{body}<!-- /table -->{AFTER}"
+
+
+def test_block_regenerated_from_a_fixture_rest_byte_identical(tmp_path):
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    (tmp_path / "docs" / "results" / "digits.csv").write_text(TABLE)
+    readme = tmp_path / "README.md"
+    readme.write_bytes(_page("| stale | 0.1 |\n").encode())
+
+    assert docs_tables.main(["--root", str(tmp_path)]) == 0
+    text = readme.read_bytes().decode()
+    assert text.startswith(BEFORE) and text.endswith(f"<!-- /table -->{AFTER}")
+    body = text[len(BEFORE):-len(f"<!-- /table -->{AFTER}")]
+    assert "stale" not in body
+    assert "| none | 0 | finished | 0.994 | 0.800 |" in body
+    assert "| label_smoothing(alpha=-0.05) | 0 | finished | 0.989 | 0.920 |" in body
+    assert "Not recorded in this run: gmi_acc1." in body
+
+    docs_tables.main(["--root", str(tmp_path)])  # idempotent
+    assert readme.read_bytes().decode() == text
+
+
+def test_missing_results_are_said_not_invented(tmp_path):
+    page = tmp_path / "docs" / "page.md"
+    page.parent.mkdir()
+    page.write_bytes(_page("| old | 1 |\n", spec="suite olivetti test_accuracy").encode())
+    docs_tables.main(["--root", str(tmp_path)])
+    text = page.read_bytes().decode()
+    assert "No recorded results for this table (docs/results/olivetti.csv)" in text
+    assert "| old |" not in text and text.startswith(BEFORE) and text.endswith(AFTER)
+
+
+def test_record_copies_the_newest_report(tmp_path):
+    results = tmp_path / "results"
+    for run, accuracy in (("20260101-000000-aaaaaa", "0.5"), ("20260102-000000-bbbbbb", "0.75")):
+        folder = results / "reports" / "digits" / run
+        folder.mkdir(parents=True)
+        (folder / "table.csv").write_text(f"defense,seed,status,test_accuracy\nnone,0,"
+                                          f"finished,{accuracy}\n")
+    (tmp_path / "README.md").write_text(_page("", spec="suite digits test_accuracy"))
+    docs_tables.main(["--root", str(tmp_path), "--record", str(results)])
+    text = (tmp_path / "README.md").read_text()
+    assert "| none | 0 | finished | 0.750 |" in text
+    assert "reports/digits/20260102-000000-bbbbbb/table.csv" in text
+
+
+def test_repository_tables_are_current(tmp_path):
+    """Regenerating the committed README and docs changes nothing: no table was typed or
+    edited by hand since `make docs-tables` last ran."""
+    files = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    blocks = 0
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        for match in docs_tables.BLOCK.finditer(text):
+            blocks += 1
+            fresh = docs_tables.render(match.group("spec").strip(), REPO)
+            assert match.group("body") == fresh, f"{path.name}: <!-- table:{match['spec']} -->"
+    assert blocks >= 4
+    readme = (REPO / "README.md").read_text()
+    assert len(list(docs_tables.BLOCK.finditer(readme))) == 1  # one results table in README

@@ -1,0 +1,237 @@
+"""Regenerate every results table in README.md and docs/*.md from recorded results
+(`make docs-tables`). Nothing in those tables is typed by hand.
+
+A table is a marked block in the Markdown::
+
+    <!-- table:KIND ARGS -->
+    ...generated...
+    <!-- /table -->
+
+Only the text between the markers is rewritten; the rest of each file stays byte-identical.
+Kinds:
+
+- ``suite SUITE COLUMN...``: the recorded report of a suite, ``docs/results/SUITE.csv`` (a
+  run's ``table.csv``, copied there by ``--record``), one row per trial, the named columns;
+- ``perf``: the CPU figures of ``perf/results/{harness_overhead,ray_parallel,end_to_end}.json``;
+- ``faces-gpu``: ``perf/results/faces_gpu.json`` (measured on a GPU, with its device and date).
+
+A block whose recorded results are missing says so instead of showing numbers.
+
+``--record DIR`` first copies the newest ``reports/SUITE/RUN/table.csv`` of each suite in the
+results folder DIR to ``docs/results/SUITE.csv`` (with ``SUITE.json``: where it came from and
+when), so the committed tables change only when results are recorded on purpose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"(<!-- table:(?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
+#: Column headers of the suite tables; a column not listed is shown by its name.
+HEADERS = {
+    "test_accuracy": "test acc.", "ece": "ECE", "class_separation": "class separation",
+    "ppa_acc1": "PPA Acc@1", "gmi_acc1": "GMI Acc@1", "ppa_acc5": "PPA Acc@5",
+    "gmi_acc5": "GMI Acc@5", "ppa_delta_eval": "PPA δ eval", "gmi_delta_eval": "GMI δ eval",
+    "ppa_fid": "PPA FID", "gmi_fid": "GMI FID", "distance_nearest": "distance to class 2",
+    "steps": "attack steps",
+}
+
+
+def fmt(value: object) -> str:
+    """One rule for every number: shares in [0, 1] with 3 decimals, others 3 significant."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(value) if value not in (None, "") else "-"
+    if not math.isfinite(number):
+        return "-"
+    if number.is_integer() and abs(number) >= 1:
+        return f"{number:.0f}"
+    if 0 <= number <= 1:
+        return f"{number:.3f}"
+    return f"{number:.3g}"
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _missing(what: str, how: str) -> str:
+    return f"*No recorded results for this table ({what}). {how}*\n"
+
+
+def suite_table(root: Path, suite: str, columns: list[str]) -> str:
+    table, meta = root / "docs" / "results" / f"{suite}.csv", root / "docs" / "results" / \
+        f"{suite}.json"
+    if not table.is_file():
+        return _missing(f"docs/results/{suite}.csv", f"Run `lsmia-bench run --suite {suite}`, "
+                        f"then `make docs-tables RESULTS=results`.")
+    with table.open(newline="") as f:
+        records = list(csv.DictReader(f))
+    label = "entry" if records and "entry" in records[0] else "defense"
+    present = [c for c in columns if records and c in records[0]]
+    absent = [c for c in columns if c not in present]
+    rows = [[r[label], r.get("seed", "-") or "-", r.get("status", "-")]
+            + [fmt(r.get(c)) for c in present] for r in records]
+    out = markdown([label, "seed", "status", *(HEADERS.get(c, c) for c in present)], rows)
+    info = json.loads(meta.read_text()) if meta.is_file() else {}
+    source = info.get("source", f"docs/results/{suite}.csv")
+    out += f"\nRecorded {info.get('recorded', '(date not recorded)')} from `{source}`"
+    if info.get("machine"):
+        out += f" on {info['machine']}"
+    out += "."
+    if absent:
+        out += f" Not recorded in this run: {', '.join(absent)}."
+    return out + "\n"
+
+
+def _load(root: Path, name: str) -> dict | None:
+    path = root / "perf" / "results" / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def perf_table(root: Path) -> str:
+    harness, ray, end = (_load(root, n) for n in ("harness_overhead", "ray_parallel",
+                                                  "end_to_end"))
+    rows = []
+    if harness:
+        t, a = harness["training"], harness["attack_gmi"]
+        rows.append(["training-loop throughput, harness / bare PyTorch", "`python -m "
+                     "perf.harness_overhead`", ">= 0.95", f"{t['ratio']:.2f} "
+                     f"({t['harness_samples_per_s']:.0f} vs {t['bare_samples_per_s']:.0f} "
+                     "samples/s)", harness["machine"]["date"][:10]])
+        rows.append(["attack-step throughput, GMI / bare loop", "same", ">= 0.95",
+                     f"{a['ratio']:.2f} ({a['harness_steps_per_s']:.0f} vs "
+                     f"{a['bare_steps_per_s']:.0f} steps/s)", harness["machine"]["date"][:10]])
+    if ray:
+        rows.append([f"{ray['trials']} toy trials, {ray['concurrent']} at a time vs one after "
+                     "another", "`python -m perf.ray_parallel`", ">= 1.7x",
+                     f"{ray['speedup']:.2f}x ({ray['parallel_s']:.1f} s vs "
+                     f"{ray['sequential_s']:.1f} s)", ray["machine"]["date"][:10]])
+    if end:
+        for suite, figures in end["suites"].items():
+            target = end["targets"].get(f"{suite}_wall_s")
+            rows.append([f"`{suite}`, default config, end to end",
+                         f"`python -m perf.end_to_end --suites {suite}`",
+                         f"<= {target:.0f} s" if target else "-",
+                         f"{figures['wall_s']:.0f} s, peak {figures['peak_rss_mib'] / 1024:.1f} "
+                         "GiB", end["machine"]["date"][:10]])
+            if "rerun" in figures:
+                rows.append([f"identical re-run of `{suite}` / first run", "same (`--rerun`)",
+                             f"<= {100 * end['targets']['rerun_fraction']:.0f} %",
+                             f"{100 * figures['rerun_fraction']:.1f} % "
+                             f"({figures['rerun']['wall_s']:.1f} s)", end["machine"]["date"][:10]])
+    if not rows:
+        return _missing("perf/results/*.json", "Run the scripts in `perf/`.")
+    machine = (harness or ray or end)["machine"]
+    versions = machine["versions"]
+    return markdown(["what", "script", "target", "measured", "date"], rows) + (
+        f"\nMachine: {machine['cpus']} CPU cores, {machine['processor']}, no GPU; Python "
+        f"{versions['python']}, torch {versions['torch']}, Ray {versions['ray']}, MLflow "
+        f"{versions['mlflow']}. Load average at the end of each script is in its JSON file.\n")
+
+
+def faces_gpu_table(root: Path) -> str:
+    data = _load(root, "faces_gpu")
+    if not data:
+        return _missing("perf/results/faces_gpu.json", "Run `python -m perf.faces_gpu` on a "
+                        "GPU.")
+    rows = []
+    for key, what in (("resnet152_fp32", "ResNet-152 fp32, first epoch"),
+                      ("resnet152_bf16", "ResNet-152 bf16, first epoch"),
+                      ("inception_v3_bf16", "Inception-v3 bf16 (299 px), first epoch")):
+        for suffix, run in (("", "last run"), ("_run1", "first run")):
+            part = data.get(key + suffix)
+            if part:
+                rows.append([what, run, f"{part['train_images_per_s']:.0f} img/s",
+                             f"{part['peak_gpu_gib']:.1f} GiB"])
+    ppa = data.get("ppa")
+    if ppa:
+        rows.append([f"PPA at the paper's sizes, {ppa['identities']} identities, through a "
+                     "random stand-in generator", "last run",
+                     f"{ppa['attack_s_per_identity']:.1f} s per identity",
+                     f"{ppa['peak_gpu_gib']:.1f} GiB"])
+    return markdown(["what", "run", "measured", "peak GPU memory"], rows) + (
+        f"\nMeasured on one {data['device']} ({data['cpus']} CPU cores, torch "
+        f"{data['torch']}; file committed {_committed(root, 'perf/results/faces_gpu.json')}) on "
+        f"{data['data']['identities']} generated identities x "
+        f"{data['data']['images_per_identity']} images at {data['data']['size']} px, random "
+        f"weights: first-epoch figures including warm-up, not steady state.\n")
+
+
+def _committed(root: Path, path: str) -> str:
+    """The date of the commit that last changed a recorded file (its JSON has no date)."""
+    done = subprocess.run(["git", "log", "-1", "--format=%cs", "--", path], cwd=root,
+                          capture_output=True, text=True, check=False)
+    return done.stdout.strip() or "date unknown"
+
+
+def render(spec: str, root: Path) -> str:
+    kind, *args = spec.split()
+    if kind == "suite" and args:
+        return suite_table(root, args[0], args[1:])
+    if kind == "perf":
+        return perf_table(root)
+    if kind == "faces-gpu":
+        return faces_gpu_table(root)
+    raise SystemExit(f"unknown table kind {kind!r} in <!-- table:{spec} -->")
+
+
+def rewrite(path: Path, root: Path) -> bool:
+    """Rewrite the marked blocks of one file; True when the file changed."""
+    text = path.read_bytes().decode("utf-8")  # bytes: line endings outside blocks stay as they are
+    new = BLOCK.sub(lambda m: m.group(1) + render(m.group("spec").strip(), root) + m.group(4),
+                    text)
+    if new != text:
+        path.write_bytes(new.encode("utf-8"))
+    return new != text
+
+
+def record(results: Path, root: Path) -> list[str]:
+    """Copy the newest report table of each suite in a results folder to docs/results/."""
+    done = []
+    for suite_dir in sorted((results / "reports").glob("*")):
+        tables = sorted(suite_dir.glob("*/table.csv"), key=lambda p: p.parent.name)
+        if not tables:
+            continue
+        newest = tables[-1]
+        target = root / "docs" / "results"
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(newest, target / f"{suite_dir.name}.csv")
+        stamp = datetime.fromtimestamp(newest.stat().st_mtime, UTC).strftime("%Y-%m-%d")
+        meta = {"source": f"reports/{suite_dir.name}/{newest.parent.name}/table.csv",
+                "recorded": stamp}
+        (target / f"{suite_dir.name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+        done.append(suite_dir.name)
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--record", type=Path, help="results folder whose newest report of "
+                        "each suite is copied to docs/results/ first")
+    parser.add_argument("--root", type=Path, default=REPO, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    if args.record:
+        print("recorded:", ", ".join(record(args.record, root)) or "nothing")
+    files = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    changed = [str(p.relative_to(root)) for p in files if p.is_file() and rewrite(p, root)]
+    print("rewritten:", ", ".join(changed) or "nothing (tables already current)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
