@@ -70,6 +70,19 @@ class StageResources(Strict):
     attacks: Resources = Field(default_factory=Resources)
 
 
+class Uncertainty(Strict):
+    """How intervals are computed (docs/metrics.md, "Uncertainty"): percentile bootstrap at
+    ``level`` with ``resamples`` resamples (``set_resamples`` for set statistics such as FID and
+    PRDC, which are recomputed on every resample), seeded so the same run gives the same
+    interval (``benchmark.metrics.uncertainty``)."""
+
+    level: float = Field(0.95, gt=0, lt=1)
+    resamples: int = Field(2000, ge=100)
+    method: Literal["percentile", "BCa", "basic"] = "percentile"
+    seed: int = 0
+    set_resamples: int = Field(200, ge=50)
+
+
 class SuiteConfig(Strict):
     name: str
     description: str = ""
@@ -79,6 +92,7 @@ class SuiteConfig(Strict):
     defenses: list[ComponentSpec] = Field(min_length=1)
     attacks: list[ComponentSpec] = Field(default_factory=list)
     resources: StageResources = Field(default_factory=StageResources)
+    uncertainty: Uncertainty = Field(default_factory=Uncertainty)
 
     @field_validator("seeds")
     @classmethod

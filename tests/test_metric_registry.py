@@ -67,9 +67,17 @@ def test_acc5_with_five_attacked_classes_is_invalid_with_a_reason():
 
 
 def test_fid_and_prdc_need_samples_on_each_side():
-    few = Setting(reconstructions=4, references=100, prdc_k=3)
-    assert "at least 5" in METRICS.get("precision").invalid_reason(few)
-    assert METRICS.get("fid").invalid_reason(few) is None
+    """FID needs more samples than feature dimensions per side (a full-rank covariance), PRDC
+    200 per side; each reason names its source, and a setting with enough passes."""
+    few = Setting(reconstructions=25, references=700, prdc_k=3, feature_dim=128)
+    prdc_reason = METRICS.get("precision").invalid_reason(few)
+    assert "at least 200" in prdc_reason and "Naeem" in prdc_reason
+    assert "25 reconstructions" in prdc_reason
+    fid_reason = METRICS.get("fid").invalid_reason(few)
+    assert "at least 129" in fid_reason and "Chong & Forsyth" in fid_reason
+    enough = Setting(reconstructions=250, references=700, prdc_k=3, feature_dim=128)
+    for name in ("fid", "precision", "recall", "density", "coverage"):
+        assert METRICS.get(name).invalid_reason(enough) is None, name
     assert "at least 2" in METRICS.get("fid").invalid_reason(Setting(references=1))
 
 

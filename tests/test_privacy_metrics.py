@@ -234,7 +234,7 @@ def test_evaluate_attack_on_a_perfect_attack():
 
     from lsmia_bench.kernel.attack_output import AttackOutput
 
-    train, train_labels = blobs(20, seed=0)
+    train, train_labels = blobs(70, seed=0)  # 210 per side: PRDC needs 200
     test, test_labels = blobs(20, seed=1)
     torch.manual_seed(0)
     evaluation = BlobClassifier()
@@ -266,9 +266,30 @@ def test_evaluate_attack_on_a_perfect_attack():
     assert info["feature_space"] == "evaluation_model"
     # Missing only: Acc@5 (above) and metrics of a target model, which this test gives none.
     assert {k for k, why in info["missing"].items() if "no target" not in why} == {"attack_acc5"}
-    assert info["private_reference_images"] == 60
+    assert info["private_reference_images"] == 210
+    # Within-trial intervals: means over reconstructions, xi over test images, sets (FID...).
+    units = {name: interval.unit for name, interval in info["intervals"].items()}
+    assert units["attack_acc1"] == units["delta_eval"] == units["fid"] == "reconstructions"
+    assert units["xi"] == "test images" and "gradient_stability" not in units
+    for name in ("attack_acc1", "delta_eval", "xi"):  # a mean lies inside its interval
+        interval = info["intervals"][name]
+        assert interval.low - 1e-9 <= metrics[name] <= interval.high + 1e-9
+    assert list(info["per_reconstruction"]) == ["label", "attack_acc1", "delta_eval"]
 
     few = AttackOutput(train[:3], train_labels[:3], {"gradients": gradients[:1]})
     metrics, info = evaluate_attack(few, evaluation, private)
-    assert "precision" not in metrics and "at least 5" in info["missing"]["precision"]
+    assert "precision" not in metrics and "at least 200" in info["missing"]["precision"]
     assert set(info["missing"]) >= {"xi", "gradient_stability"}
+
+
+def test_prdc_on_resampled_rows_equals_the_authors_package():
+    """The interval's fast PRDC (distances computed once) gives the package's numbers on the
+    whole set and on a resample with duplicates (the package run on the resampled array)."""
+    from lsmia_bench.benchmark.metrics.privacy import PrdcOnRows
+
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(60, 4)), rng.normal(0.3, 1.0, size=(40, 4))
+    fast = PrdcOnRows(real, fake, k=3)
+    assert fast(np.arange(40)) == pytest.approx(prdc(real, fake, k=3), abs=1e-12)
+    rows = rng.integers(0, 40, 40)
+    assert fast(rows) == pytest.approx(prdc(real, fake[rows], k=3), abs=1e-12)

@@ -17,6 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 from lsmia_bench.benchmark.metrics import METRICS
 from lsmia_bench.benchmark.metrics.face import facenet_weights_note, find_facenet_weights
@@ -24,6 +25,12 @@ from lsmia_bench.benchmark.metrics.features import (
     FeatureSpace,
     evaluation_feature_space,
     penultimate_features,
+)
+from lsmia_bench.benchmark.metrics.uncertainty import (
+    BootstrapSettings,
+    Interval,
+    stratified_interval,
+    stratified_mean_interval,
 )
 from torch import nn
 
@@ -62,6 +69,45 @@ class AttackEvaluation:
         self.make_student, self.student_options = make_student, student_options or {}
         self.prdc_k, self.device = prdc_k, device
         self._memo: dict[str, Any] = {}
+        #: Per-unit values the metric functions left behind: metric -> (values, strata, unit);
+        #: the metric is their mean, resampled within strata for its interval.
+        self.units: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}
+        #: Set statistics: metric -> function of reconstruction row indices (FID, PRDC).
+        self.set_statistics: dict[str, Callable[[np.ndarray], float]] = {}
+
+    def per_reconstruction(self, name: str, values: torch.Tensor | np.ndarray) -> float:
+        """Keep ``values`` (one per reconstruction) as ``name``'s resampling units; their mean."""
+        return self.per_unit(name, values, self.labels.cpu().numpy(), "reconstructions")
+
+    def per_unit(self, name: str, values: torch.Tensor | np.ndarray,
+                 strata: torch.Tensor | np.ndarray, unit: str) -> float:
+        """Keep ``values`` (stratified by ``strata``) as ``name``'s units; return their mean."""
+        array = values.detach().cpu().double().numpy() if isinstance(values, torch.Tensor) \
+            else np.asarray(values, dtype=float)
+        strata = strata.cpu().numpy() if isinstance(strata, torch.Tensor) else np.asarray(strata)
+        self.units[name] = (array, strata, unit)
+        return float(array.mean())
+
+    def set_statistic(self, name: str, statistic: Callable[[np.ndarray], float]) -> float:
+        """Keep ``statistic(reconstruction rows)`` for ``name``'s interval; its value on all."""
+        self.set_statistics[name] = statistic
+        return statistic(np.arange(len(self.reconstructions)))
+
+    def intervals(self, names: Sequence[str], settings: BootstrapSettings,
+                  set_settings: BootstrapSettings) -> dict[str, Interval]:
+        """Within-trial intervals of the listed (recorded) metrics that have units: a mean
+        over units resampled within their strata, or a set statistic recomputed on
+        reconstructions resampled within their class."""
+        out: dict[str, Interval] = {}
+        strata = self.labels.cpu().numpy()
+        for name in names:
+            if name in self.units:
+                values, groups, unit = self.units[name]
+                out[name] = stratified_mean_interval(values, groups, settings, unit)
+            elif name in self.set_statistics:
+                out[name] = stratified_interval(self.set_statistics[name], strata, set_settings,
+                                                "reconstructions")
+        return out
 
     @property
     def reconstructions(self) -> torch.Tensor:
@@ -131,7 +177,8 @@ class AttackEvaluation:
             attacked_classes=len(classes), reconstructions=len(self.reconstructions),
             references=int(self.attacked.sum()), prdc_k=self.prdc_k,
             face_suite=self.face_suite, student=self.make_student is not None,
-            test_images=int(torch.isin(self.private.test_labels, classes).sum()))
+            test_images=int(torch.isin(self.private.test_labels, classes).sum()),
+            feature_dim=int(self.space_features.shape[1]))
 
 
 def applicable_metrics(face_suite: bool) -> list[str]:
@@ -154,6 +201,8 @@ def evaluate_attack(
     student_options: dict[str, Any] | None = None,
     prdc_k: int = 3,
     device: torch.device | str = "cpu",
+    uncertainty: BootstrapSettings | None = None,
+    set_uncertainty: BootstrapSettings | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """The listed privacy metrics of one attack (default :func:`applicable_metrics`), each by
     its registered function on one shared :class:`AttackEvaluation`: Acc@1/Acc@5 and
@@ -163,8 +212,10 @@ def evaluate_attack(
     ``make_student`` is given; ``student_options`` go to ``knowledge_extraction_score``),
     the gradient stability of the trace, and metrics of the ``target`` itself.
 
-    Returns (metrics, info); info holds ``feature_space``, ``missing`` {metric: reason} and
-    ``flags`` {metric: caveat on a recorded value}.
+    Returns (metrics, info); info holds ``feature_space``, ``missing`` {metric: reason},
+    ``flags`` {metric: caveat on a recorded value}, ``intervals`` {metric: Interval} (within
+    this trial, ``uncertainty``; set statistics with ``set_uncertainty``; none for metrics
+    without resampling units) and ``per_reconstruction`` {metric: values, plus ``label``}.
     """
     context = AttackEvaluation(
         output, evaluation_model, private, target=target, feature_space=feature_space,
@@ -178,4 +229,10 @@ def evaluate_attack(
     info |= {"feature_space": context.space.name, "missing": found.missing,
              "flags": found.flags, "reconstructions": len(context.reconstructions),
              "private_reference_images": int(context.attacked.sum())}
+    settings = uncertainty or BootstrapSettings()
+    info["intervals"] = context.intervals(list(found.values), settings,
+                                          set_uncertainty or settings)
+    info["per_reconstruction"] = {"label": context.labels.cpu().numpy()} | {
+        name: values for name, (values, _, unit) in context.units.items()
+        if unit == "reconstructions" and name in found.values}
     return found.values, info

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from lsmia_bench.benchmark.metrics.features import find_weights
-from lsmia_bench.benchmark.metrics.privacy import delta
+from lsmia_bench.benchmark.metrics.privacy import nearest_class_distances
 from torch import nn
 
 log = logging.getLogger("lsmia_bench")
@@ -85,11 +85,21 @@ def delta_face(reconstructions: torch.Tensor, labels: torch.Tensor, private_imag
                device: torch.device | str = "cpu") -> float | None:
     """delta in FaceNet space: mean_i min_{j: y_j = y_i} ||F(x_i) - F(p_j)||^2; None without
     weights (the metric is then missing, never estimated some other way)."""
+    distances = delta_face_distances(reconstructions, labels, private_images, private_labels,
+                                     weights, device)
+    return None if distances is None else distances.mean().item()
+
+
+def delta_face_distances(reconstructions: torch.Tensor, labels: torch.Tensor,
+                         private_images: torch.Tensor, private_labels: torch.Tensor,
+                         weights: str | Path | None = None,
+                         device: torch.device | str = "cpu") -> torch.Tensor | None:
+    """min_{j: y_j = y_i} ||F(x_i) - F(p_j)||^2 per reconstruction (N,); None without weights."""
     path = find_facenet_weights(weights)
     if path is None:
         log.info("delta_face: FaceNet weights not found (%s); metric missing",
                  Path(torch.hub.get_dir()) / "checkpoints" / FACENET_WEIGHTS)
         return None
     model = load_facenet(path, device)
-    return delta(facenet_features(model, reconstructions), labels,
-                 facenet_features(model, private_images), private_labels)
+    return nearest_class_distances(facenet_features(model, reconstructions), labels,
+                                   facenet_features(model, private_images), private_labels)

@@ -18,12 +18,13 @@ import torch
 import torch.nn.functional as F
 from lsmia_bench.benchmark.metrics.attack import gradient_stability
 from lsmia_bench.benchmark.metrics.registry import METRICS
-from lsmia_bench.benchmark.metrics.utility import top_k_accuracy
+from lsmia_bench.benchmark.metrics.utility import top_k_accuracy, top_k_hits
 from scipy import linalg
 from torch import nn
 
 from lsmia_bench.kernel.metrics import (
     MetricMissing,
+    Setting,
     faces_only,
     min_samples_per_side,
     near_chance,
@@ -142,6 +143,33 @@ def knowledge_extraction_score(
     train a ResNet-50 and augment with RandomResizedCrop(0.8-1) + flips; pass ``augment``).
     ``make_student(num_classes)`` builds the student (e.g. the suite's target architecture).
     """
+    correct, _ = knowledge_extraction_hits(
+        samples, labels, test_images, test_labels, make_student, num_classes=num_classes,
+        epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+        weight_decay=weight_decay, eta_min=eta_min, augment=augment, seed=seed, device=device)
+    return correct.mean().item()
+
+
+def knowledge_extraction_hits(
+    samples: torch.Tensor,
+    labels: torch.Tensor,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    make_student: Callable[[int], nn.Module],
+    *,
+    num_classes: int | None = None,
+    epochs: int = 75,
+    batch_size: int = 32,
+    lr: float = 0.1,
+    momentum: float = 0.9,
+    weight_decay: float = 1e-4,
+    eta_min: float = 1e-4,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[argmax S(t) = y_t] per private test image t of the attacked classes (float64) and
+    y_t: the student's correctness behind :func:`knowledge_extraction_score`."""
     keep = torch.isin(test_labels, labels.unique())
     if not keep.any():
         raise ValueError("no private test images of the attacked classes")
@@ -171,7 +199,7 @@ def knowledge_extraction_score(
     with torch.no_grad():
         logits = torch.cat([student(x_test[i:i + 256].to(device)).cpu()
                             for i in range(0, len(x_test), 256)])
-    return top_k_accuracy(logits, y_test, 1)
+    return top_k_hits(logits, y_test, 1), y_test
 
 
 def _as_array(features: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -189,7 +217,25 @@ def _as_array(features: torch.Tensor | np.ndarray) -> np.ndarray:
 #: Pipelines whose attacks are judged by ``evaluate_attack`` (``benchmark.metrics.evaluate``).
 IMAGE = ("image", "faces")
 MEAN = "mean over reconstructions"
-PRDC_K_NOTE = "k-NN radii need k + 1 points per set; Naeem et al., ICML 2020"
+#: Fewest samples per side for PRDC (ours): Naeem et al. (ICML 2020) define the k-NN balls for
+#: large sets (they evaluate with 10,000 samples per side and recommend k = 5); with a few dozen
+#: reconstructions of a handful of classes a ball spans other classes, so the four numbers
+#: describe the sample size more than the attack.
+PRDC_MIN_SAMPLES = 200
+PRDC_SOURCE = ("k-NN manifold estimates of Naeem et al., ICML 2020, who evaluate with 10,000 "
+               f"samples per side; lsmia-bench requires {PRDC_MIN_SAMPLES} and k + 2")
+FID_SOURCE = ("more samples than feature dimensions, else the covariance is singular and the "
+              "value is set by the eps regularisation; FID is also biased at small n, Chong & "
+              "Forsyth, CVPR 2020")
+
+
+def fid_min_samples(setting: Setting) -> int:
+    """D + 1 samples per side for a full-rank D x D covariance (at least 2)."""
+    return max(2, (setting.feature_dim or 1) + 1)
+
+
+def prdc_min_samples(setting: Setting) -> int:
+    return max(PRDC_MIN_SAMPLES, (setting.prdc_k or 3) + 2)
 
 
 class HasGradients(Protocol):
@@ -203,7 +249,7 @@ class HasGradients(Protocol):
     direction="lower", unit="percent", rank=1, column="acc1", pipelines=IMAGE)
 def attack_acc1(ctx: AttackEvaluation) -> float:
     """Acc@1 = mean_i [y_i = argmax_c E(x_i)_c], E the evaluation model, x_i a reconstruction."""
-    return attack_accuracy(ctx.evaluation_logits, ctx.labels, 1)
+    return ctx.per_reconstruction("attack_acc1", top_k_hits(ctx.evaluation_logits, ctx.labels, 1))
 
 
 @METRICS.metric(
@@ -212,7 +258,7 @@ def attack_acc1(ctx: AttackEvaluation) -> float:
     column="acc5", pipelines=IMAGE, rules=(top_k_needs_more_classes(5),))
 def attack_acc5(ctx: AttackEvaluation) -> float:
     """Acc@5 = mean_i [y_i in top-5(E(x_i))], E the evaluation model, x_i a reconstruction."""
-    return attack_accuracy(ctx.evaluation_logits, ctx.labels, 5)
+    return ctx.per_reconstruction("attack_acc5", top_k_hits(ctx.evaluation_logits, ctx.labels, 5))
 
 
 @METRICS.metric(
@@ -222,8 +268,9 @@ def attack_acc5(ctx: AttackEvaluation) -> float:
     direction="higher", rank=4, column="delta_eval", pipelines=IMAGE)
 def delta_eval(ctx: AttackEvaluation) -> float:
     """delta_eval = mean_i min_{j: y_j = y_i} ||phi_E(x_i) - phi_E(p_j)||_2^2, p_j private."""
-    return delta(ctx.evaluation_features, ctx.labels, ctx.reference_evaluation_features,
-                 ctx.reference_labels)
+    return ctx.per_reconstruction("delta_eval", nearest_class_distances(
+        ctx.evaluation_features, ctx.labels, ctx.reference_evaluation_features,
+        ctx.reference_labels))
 
 
 @METRICS.metric(
@@ -232,13 +279,13 @@ def delta_eval(ctx: AttackEvaluation) -> float:
     pipelines=IMAGE, rules=(faces_only,))
 def delta_face(ctx: AttackEvaluation) -> float:
     """delta_face = mean_i min_{j: y_j = y_i} ||F(x_i) - F(p_j)||_2^2, F FaceNet (VGGFace2)."""
-    from lsmia_bench.benchmark.metrics.face import delta_face as facenet_delta
+    from lsmia_bench.benchmark.metrics.face import delta_face_distances
 
-    value = facenet_delta(ctx.reconstructions, ctx.labels, ctx.references, ctx.reference_labels,
-                          ctx.facenet_weights, ctx.device)
-    if value is None:
+    distances = delta_face_distances(ctx.reconstructions, ctx.labels, ctx.references,
+                                     ctx.reference_labels, ctx.facenet_weights, ctx.device)
+    if distances is None:
         raise MetricMissing("FaceNet (VGGFace2) weights not found")
-    return value
+    return ctx.per_reconstruction("delta_face", distances)
 
 
 @METRICS.metric(
@@ -246,28 +293,79 @@ def delta_face(ctx: AttackEvaluation) -> float:
     "private data. Higher means the reconstructions look less like the private data.",
     aggregation="one value over all reconstructions vs all private images of the attacked "
     "classes", direction="higher", rank=6, column="fid", pipelines=IMAGE,
-    rules=(min_samples_per_side(lambda s: 2, "two points to fit a covariance"),))
+    rules=(min_samples_per_side(fid_min_samples, FID_SOURCE),))
 def fid(ctx: AttackEvaluation) -> float:
     """FID = ||mu_r - mu_g||^2 + Tr(S_r + S_g - 2 (S_r S_g)^(1/2)) in the feature space."""
+    features, references = ctx.space_features, ctx.reference_space_features
+
+    def on_rows(rows: np.ndarray) -> float:
+        return frechet_distance(features[torch.as_tensor(rows)], references)
+
     try:
-        return frechet_distance(ctx.space_features, ctx.reference_space_features)
+        return ctx.set_statistic("fid", on_rows)
     except ValueError as exc:
         raise MetricMissing(str(exc)) from None
+
+
+class PrdcOnRows:
+    """PRDC of any resample of the reconstructions (rows, duplicates allowed) from distance
+    matrices computed once: the formulas of ``prdc.compute_prdc`` (Naeem et al., ICML 2020) on
+    the same float64 Euclidean distances, without recomputing them per resample."""
+
+    def __init__(self, real: np.ndarray, fake: np.ndarray, k: int) -> None:
+        from sklearn.metrics import pairwise_distances
+
+        if min(len(real), len(fake)) < k + 2:
+            raise ValueError(f"PRDC with k={k} needs at least {k + 2} samples in each set, "
+                             f"got {len(real)} real and {len(fake)} fake")
+        self.k = k
+        self.real_radii = _kth(pairwise_distances(real, real), k + 1)
+        self.real_fake = pairwise_distances(real, fake)
+        self.fake_fake = pairwise_distances(fake, fake)
+
+    def __call__(self, rows: np.ndarray) -> dict[str, float]:
+        real_fake = self.real_fake[:, rows]
+        fake_radii = _kth(self.fake_fake[np.ix_(rows, rows)], self.k + 1)
+        inside_real = real_fake < self.real_radii[:, None]
+        return {"precision": float(inside_real.any(axis=0).mean()),
+                "recall": float((real_fake < fake_radii[None, :]).any(axis=1).mean()),
+                "density": float(inside_real.sum(axis=0).mean() / self.k),
+                "coverage": float((real_fake.min(axis=1) < self.real_radii).mean())}
+
+
+def _kth(distances: np.ndarray, k: int) -> np.ndarray:
+    """The k-th smallest value of each row (``prdc.get_kth_value``; the point itself is 1st)."""
+    return np.partition(distances, k - 1, axis=-1)[..., k - 1]
 
 
 def _prdc_value(ctx: AttackEvaluation, name: str) -> float:
-    def compute() -> dict[str, float]:
-        return prdc(ctx.reference_space_features, ctx.space_features, k=ctx.prdc_k)
+    """One PRDC number on all reconstructions (``prdc``, the authors' package); its interval's
+    resamples through :class:`PrdcOnRows`, each computed once for the four numbers."""
+    def compute() -> tuple[dict[str, float], PrdcOnRows, dict[bytes, dict[str, float]]]:
+        real = _as_array(ctx.reference_space_features)
+        fake = _as_array(ctx.space_features)
+        return prdc(real, fake, k=ctx.prdc_k), PrdcOnRows(real, fake, ctx.prdc_k), {}
 
     try:
-        return ctx.memo("prdc", compute)[name]
+        whole, on_rows, cache = ctx.memo("prdc", compute)
     except ValueError as exc:
         raise MetricMissing(str(exc)) from None
+    everything = np.arange(len(ctx.reconstructions))
+
+    def statistic(rows: np.ndarray) -> float:
+        if len(rows) == len(everything) and (np.sort(rows) == everything).all():
+            return whole[name]
+        key = rows.tobytes()
+        if key not in cache:
+            cache[key] = on_rows(rows)
+        return cache[key][name]
+
+    return ctx.set_statistic(name, statistic)
 
 
 PRDC = dict(aggregation="one value over all reconstructions vs all private images of the "
             "attacked classes", direction="lower", detail=True, pipelines=IMAGE,
-            rules=(min_samples_per_side(lambda s: (s.prdc_k or 3) + 2, PRDC_K_NOTE),))
+            rules=(min_samples_per_side(prdc_min_samples, PRDC_SOURCE),))
 
 
 @METRICS.metric("precision", "Precision", "Share of reconstructions that fall inside the "
@@ -307,9 +405,10 @@ def coverage(ctx: AttackEvaluation) -> float:
 def xi(ctx: AttackEvaluation) -> float:
     """xi = mean_t [argmax S(t) = y_t] over private test images t, S trained on reconstructions."""
     try:
-        return knowledge_extraction_score(
+        correct, test_labels = knowledge_extraction_hits(
             ctx.reconstructions, ctx.labels, ctx.private.test_images, ctx.private.test_labels,
             ctx.make_student, device=ctx.device, **ctx.student_options)
+        return ctx.per_unit("xi", correct, test_labels, "test images")
     except ValueError as exc:  # e.g. the paper's unstratified split left no test image
         raise MetricMissing(str(exc)) from None
 
@@ -339,8 +438,10 @@ def target_confidence(ctx: AttackEvaluation) -> float:
     if ctx.target is None:
         raise MetricMissing("no target model given")
     probabilities = ctx.logits(ctx.target).double().softmax(dim=1)
-    return probabilities.gather(1, ctx.labels.view(-1, 1).cpu()).mean().item()
+    return ctx.per_reconstruction(
+        "target_confidence", probabilities.gather(1, ctx.labels.view(-1, 1).cpu()).view(-1))
 
 
-__all__ = ["attack_accuracy", "delta", "frechet_distance", "knowledge_extraction_score",
+__all__ = ["attack_accuracy", "delta", "frechet_distance", "knowledge_extraction_hits",
+           "knowledge_extraction_score",
            "mean_gradient_stability", "nearest_class_distances", "prdc"]

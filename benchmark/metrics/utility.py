@@ -13,11 +13,16 @@ def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
     return (logits.argmax(dim=1) == targets).double().mean().item()
 
 
-def top_k_accuracy(logits: torch.Tensor, targets: torch.Tensor, k: int) -> float:
-    """mean_b [y_b in top-k(logits[b])]."""
+def top_k_hits(logits: torch.Tensor, targets: torch.Tensor, k: int) -> torch.Tensor:
+    """[y_b in top-k(logits[b])] per row (N,), as float64."""
     k = min(k, logits.shape[1])
     top = logits.topk(k, dim=1).indices
-    return (top == targets.unsqueeze(1)).any(dim=1).double().mean().item()
+    return (top == targets.unsqueeze(1)).any(dim=1).double()
+
+
+def top_k_accuracy(logits: torch.Tensor, targets: torch.Tensor, k: int) -> float:
+    """mean_b [y_b in top-k(logits[b])]."""
+    return top_k_hits(logits, targets, k).mean().item()
 
 
 def expected_calibration_error(probs: torch.Tensor, targets: torch.Tensor, bins: int = 15) -> float:

@@ -20,6 +20,13 @@ class Report:
 
     table: pd.DataFrame
     files: list[Path] = field(default_factory=list)
+    #: Report column -> short title of each attack's ranking metric (``ppa_acc1`` -> ``PPA
+    #: Acc@1``), in order: what the compact terminal summary shows (``benchmark.summary``).
+    ranking: dict[str, str] = field(default_factory=dict)
+    #: Column -> reason, for metrics not meaningful in this suite (not columns of the table).
+    missing: dict[str, str] = field(default_factory=dict)
+    #: Confidence level of the table's intervals.
+    level: float = 0.95
 
 
 class Pipeline:

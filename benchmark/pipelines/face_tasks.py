@@ -28,6 +28,7 @@ from lsmia_bench.benchmark.data.face_folders import (
 from lsmia_bench.benchmark.data.face_suite import load_face_splits
 from lsmia_bench.benchmark.metrics.evaluate import PrivateData
 from lsmia_bench.benchmark.metrics.features import penultimate_features
+from lsmia_bench.benchmark.metrics.intervals import bootstrap_settings
 from lsmia_bench.benchmark.metrics.utility import accuracy
 from lsmia_bench.benchmark.models import build_classifier
 from lsmia_bench.benchmark.pipelines.image_attack_tasks import measure_attack
@@ -90,7 +91,8 @@ def train_face_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: Pa
                                precision=training["precision"])
     fit_time = time.perf_counter() - started
     train_images, train_labels = private_images(splits, "train", size, data["num_workers"])
-    metrics = classifier_metrics(model, train_images, train_labels, test_images, test_labels)
+    metrics = classifier_metrics(model, train_images, train_labels, test_images, test_labels,
+                                 bootstrap_settings(spec.get("uncertainty")), out)
     shown = torch.isin(test_labels, torch.arange(EMBEDDING_CLASSES))
     pretraining = next((m.pretraining for m in model.modules() if hasattr(m, "pretraining")),
                        None)

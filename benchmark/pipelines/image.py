@@ -155,7 +155,7 @@ def plan_prerequisites(config: ImageConfig, data: dict[str, Any] | None = None,
         spec={"data": data,
               "model": {"name": evaluation.name, "params": evaluation.params},
               "training": training.model_dump(), "defense": {"name": "none", "params": {}},
-              "seed": evaluation.seed},
+              "seed": evaluation.seed, "uncertainty": config.uncertainty.model_dump()},
         labels={"role": "evaluation", "architecture": evaluation.name,
                 "seed": evaluation.seed},
     )
@@ -199,7 +199,7 @@ def plan_targets(config: ImageConfig, data: dict[str, Any] | None = None,
                           "training": config.training.model_dump(),
                           "defense": {"name": defense_spec.name,
                                       "params": defense.model_dump()},
-                          "seed": seed},
+                          "seed": seed, "uncertainty": config.uncertainty.model_dump()},
                     labels={"role": "target", "defense": defense.name,
                             "defense_label": defense.label(),
                             "strength": defense.strength_value(), "seed": seed,
@@ -246,6 +246,7 @@ def plan_attacks(config: ImageConfig, prerequisites: dict[str, Job], targets: li
                 "face_suite": config.data.source in FACE_SOURCES,
                 "target_label": f"{target.labels['defense_label']} seed={target.labels['seed']}",
                 "seed": target.labels["seed"],
+                "uncertainty": config.uncertainty.model_dump(),
             }
             spec |= extra or {}
             if cls.needs_prior and prior is not None:
@@ -338,27 +339,152 @@ class ImagePipeline(Pipeline):
 
     def report(self, config: ImageConfig, jobs: list[Job], outcomes: dict,
                out_dir: Path) -> Report:
-        """The utility-privacy table: one row per target (and the evaluation model), with
-        each attack's metrics that have a report column (``MetricSpec.column``: Acc@1, Acc@5,
-        delta_eval, FID, xi, ...) among the suite's ``metrics`` as ``<attack>_<column>``."""
-        prefixes = [prefix for _, _, prefix in attack_columns(config)]
-        attacks: dict[str, list[Job]] = {}
-        for job in jobs:
-            if job.stage == "attacks":
-                attacks.setdefault(job.needs["target"], []).append(job)
-        suffixes = METRICS.columns(config.metrics)
-        rows = [_row(job, outcomes, attacks.get(job.key, []), suffixes) for job in jobs
-                if job.stage == "targets"]
-        rows += [_row(job, outcomes, [], suffixes) for job in jobs
-                 if job.labels.get("role") == "evaluation"]
-        columns = [*TARGET_COLUMNS, *(f"{p}_{m}" for p in prefixes for m in suffixes),
-                   "status"]
-        table = pd.DataFrame(rows, columns=columns)
-        files = draw_embeddings(jobs, outcomes, out_dir, config.name)
-        return Report(table=table, files=files)
+        """The utility-privacy table (:func:`entry_report`), per-seed rows in ``per_seed.csv``."""
+        report = entry_report(config, jobs, outcomes, out_dir)
+        report.files += draw_embeddings(jobs, outcomes, out_dir, config.name)
+        return report
 
 
 TARGET_COLUMNS = ["defense", "strength", "seed", "test_accuracy", "ece", "class_separation"]
+UTILITY_COLUMNS = ["test_accuracy", "ece", "class_separation"]
+
+
+def entry_report(config: ImageConfig, jobs: list[Job], outcomes: dict, out_dir: Path) -> Report:
+    """One row per entry (target setting over its seeds; the evaluation model last) with each
+    utility column and each attack's metrics that have a report column
+    (``MetricSpec.column``) among the suite's ``metrics`` as ``<attack>_<column>``; per column
+    its value, ``_ci_low``, ``_ci_high`` and ``_n`` (``benchmark.pipelines.aggregate``); per
+    attack the paired difference of its ranking metric to ``none``. A metric missing with its
+    reason in every trial of an attack is no column (the reasons: ``Report.missing`` and
+    ``missing_metrics.json``). ``per_seed.csv`` keeps one row per trial."""
+    import json
+
+    from lsmia_bench.benchmark.metrics.intervals import bootstrap_settings
+    from lsmia_bench.benchmark.pipelines.aggregate import (
+        Entry,
+        aggregate,
+        difference,
+        difference_fields,
+        short_labels,
+    )
+
+    prefixes = [prefix for _, _, prefix in attack_columns(config)]
+    suffixes = METRICS.columns(config.metrics)
+    attacks: dict[str, list[Job]] = {}
+    for job in jobs:
+        if job.stage == "attacks":
+            attacks.setdefault(job.needs["target"], []).append(job)
+    targets = [job for job in jobs if job.stage == "targets"]
+    evaluations = [job for job in jobs if job.labels.get("role") == "evaluation"]
+    missing = _missing_columns(attacks, outcomes, suffixes)
+    attack_cols = [f"{p}_{m}" for p in prefixes for m in suffixes if f"{p}_{m}" not in missing]
+    columns = [*UTILITY_COLUMNS, *attack_cols]
+
+    entries: dict[str, Entry] = {}
+    for job in [*targets, *evaluations]:
+        evaluation = job.labels.get("role") == "evaluation"
+        label = "(evaluation model)" if evaluation else job.labels["defense_label"]
+        entry = entries.setdefault(label, Entry(
+            label, "(evaluation model)" if evaluation else job.labels["defense"],
+            None if evaluation else job.labels["strength"]))
+        cells, status = _cells(job, outcomes, attacks.get(job.key, []), suffixes)
+        entry.statuses += [f"seed {job.labels['seed']}: {status}"] if status != "finished" \
+            else []
+        if cells is not None:
+            entry.seeds[int(job.labels["seed"])] = cells
+
+    settings = bootstrap_settings(config.uncertainty.model_dump())
+    ranking = {f"{p}_{METRICS.get(m).column}": f"{p.upper()} {METRICS.get(m).title}"
+               for p in prefixes
+               for m in [_ranking_metric(p, suffixes, missing)] if m is not None}
+    labels = short_labels([e for e in entries.values() if e.defense != "(evaluation model)"])
+    baseline = next((e for e in entries.values() if e.defense == "none"), None)
+    rows = []
+    for entry in entries.values():
+        row: dict[str, Any] = {"entry": labels.get(entry.label, entry.label),
+                               "defense": entry.label, "strength": entry.strength}
+        row |= aggregate(entry, columns, settings)
+        for column in ranking:
+            found = None
+            if baseline is not None and entry is not baseline \
+                    and entry.defense != "(evaluation model)":
+                found = difference(entry, baseline, column, settings)
+            row |= difference_fields(column, found)
+        row["status"] = "; ".join(entry.statuses) or "finished"
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    per_seed = pd.DataFrame(
+        [_row(job, outcomes, attacks.get(job.key, []), suffixes) for job in targets]
+        + [_row(job, outcomes, [], suffixes) for job in evaluations],
+        columns=[*TARGET_COLUMNS, *(f"{p}_{m}" for p in prefixes for m in suffixes),
+                 "status"])
+    per_seed.to_csv(out_dir / "per_seed.csv", index=False)
+    files = [out_dir / "per_seed.csv"]
+    if missing:
+        (out_dir / "missing_metrics.json").write_text(json.dumps(missing, indent=2))
+        files.append(out_dir / "missing_metrics.json")
+    return Report(table=table, files=files, ranking=ranking, missing=missing,
+                  level=config.uncertainty.level)
+
+
+def _cells(job: Job, outcomes: dict, attacks: list[Job], suffixes: dict[str, str]
+           ) -> tuple[dict[str, Any] | None, str]:
+    """A target trial's cells by report column (None when it did not finish) and a status."""
+    from lsmia_bench.benchmark.pipelines.aggregate import cell
+
+    outcome = outcomes.get(job.key)
+    if outcome is None or not outcome.ok or not outcome.result:
+        return None, outcome.status if outcome else "missing"
+    result = outcome.result
+    cells = {key: cell(result["metrics"], key, result.get("info"), outcome.artifact_dir)
+             for key in UTILITY_COLUMNS}
+    statuses = []
+    for attack in attacks:
+        found = outcomes.get(attack.key)
+        prefix = attack.labels["column"]
+        if found is None or not found.result or not found.ok:
+            statuses.append(f"{prefix}: {found.status if found else 'missing'}")
+            continue
+        for suffix, metric in suffixes.items():
+            cells[f"{prefix}_{suffix}"] = cell(found.result["metrics"], metric,
+                                               found.result.get("info"), found.artifact_dir)
+    return cells, "; ".join(statuses) or "finished"
+
+
+def _missing_columns(attacks: dict[str, list[Job]], outcomes: dict,
+                     suffixes: dict[str, str]) -> dict[str, str]:
+    """Column -> reason for each attack column whose metric every finished trial of that
+    attack recorded as missing (not meaningful in this suite)."""
+    reasons: dict[str, set[str]] = {}
+    valued: set[str] = set()
+    for jobs in attacks.values():
+        for job in jobs:
+            outcome = outcomes.get(job.key)
+            if outcome is None or not outcome.result:
+                continue
+            prefix = job.labels["column"]
+            missing = (outcome.result.get("info") or {}).get("missing") or {}
+            for suffix, metric in suffixes.items():
+                column = f"{prefix}_{suffix}"
+                if metric in outcome.result["metrics"]:
+                    valued.add(column)
+                elif metric in missing:
+                    reasons.setdefault(column, set()).add(str(missing[metric]))
+    return {column: "; ".join(sorted(found)) for column, found in reasons.items()
+            if column not in valued}
+
+
+def _ranking_metric(prefix: str, suffixes: dict[str, str], missing: dict[str, str]
+                    ) -> str | None:
+    """The attack's ranking metric: the registry's first ranking candidate that is a column
+    of this suite's table."""
+    by_metric = {metric: suffix for suffix, metric in suffixes.items()}
+    for metric in METRICS.ranking():
+        suffix = by_metric.get(metric)
+        if suffix is not None and f"{prefix}_{suffix}" not in missing:
+            return metric
+    return None
 
 
 def _row(job: Job, outcomes: dict, attacks: list[Job],

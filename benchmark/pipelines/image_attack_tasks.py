@@ -24,6 +24,12 @@ from lsmia_bench.attacks.priors import PRIORS, TrainedPrior, load_trained_prior
 from lsmia_bench.benchmark.context import TaskContext, TaskResult, seed_everything
 from lsmia_bench.benchmark.data.images import ImageSplits, load_image_splits
 from lsmia_bench.benchmark.metrics.evaluate import PrivateData, evaluate_attack
+from lsmia_bench.benchmark.metrics.intervals import (
+    PER_RECONSTRUCTION_FILE,
+    bootstrap_settings,
+    record_intervals,
+    write_per_unit,
+)
 from lsmia_bench.benchmark.models import build_classifier
 from lsmia_bench.benchmark.pipelines.image_tasks import load_image_classifier
 
@@ -133,8 +139,10 @@ def measure_attack(spec: dict[str, Any], attack: Any, output: AttackOutput,
                    facenet_weights: str | None = None,
                    target: torch.nn.Module | None = None) -> TaskResult:
     """The suite's privacy metrics of one attack's output (``spec["metrics"]``, default all;
-    added to ``result``), its curves, the reconstruction grid and ``attack.json``: the part of
-    an attack task all pipelines share."""
+    added to ``result``) with their within-trial intervals (``<metric>_ci_low``,
+    ``_ci_high``, ``_n``; units in ``info["interval_units"]``), ``per_reconstruction.csv``
+    (``label`` and each per-reconstruction metric value), its curves, the reconstruction grid
+    and ``attack.json``: the part of an attack task all pipelines share."""
     seed = int(spec["seed"])
     privacy = spec["privacy"]
     metrics, series, info = result.metrics, result.series, result.info
@@ -145,9 +153,16 @@ def measure_attack(spec: dict[str, Any], attack: Any, output: AttackOutput,
         student_options={"num_classes": num_classes, "epochs": privacy["student_epochs"],
                          "batch_size": privacy["student_batch_size"],
                          "lr": privacy["student_lr"], "seed": seed},
-        prdc_k=privacy["prdc_k"], device=ctx.device)
+        prdc_k=privacy["prdc_k"], device=ctx.device,
+        uncertainty=bootstrap_settings(spec.get("uncertainty")),
+        set_uncertainty=bootstrap_settings(spec.get("uncertainty"), set_statistic=True))
     missing = dict(evaluation_info.pop("missing"))
+    intervals = evaluation_info.pop("intervals")
+    per_reconstruction = evaluation_info.pop("per_reconstruction")
     metrics |= {k: float(v) for k, v in values.items() if v is not None}
+    units = record_intervals(metrics, intervals)
+    labels = per_reconstruction.pop("label")
+    write_per_unit(out / PER_RECONSTRUCTION_FILE, labels, per_reconstruction)
     metrics["reconstructions"] = float(len(output.reconstructions))
 
     curves = {k: [float(x) for x in v] for k, v in output.trace.items()
@@ -163,4 +178,5 @@ def measure_attack(spec: dict[str, Any], attack: Any, output: AttackOutput,
     (out / "attack.json").write_text(json.dumps({"attack": attack.model_dump(mode="json")}))
     return TaskResult(metrics=metrics, series=series,
                       info=info | evaluation_info | {"missing": missing,
-                                                     "curve_stride": stride})
+                                                     "curve_stride": stride,
+                                                     "interval_units": units})

@@ -20,10 +20,23 @@ from lsmia_bench.benchmark.data.augment import augment_images, shuffled_batches
 from lsmia_bench.benchmark.data.images import ImageSplits, load_image_splits
 from lsmia_bench.benchmark.embedding import embedding_table, save_embedding_figure
 from lsmia_bench.benchmark.metrics.features import penultimate_features
+from lsmia_bench.benchmark.metrics.intervals import (
+    PER_TEST_IMAGE_FILE,
+    bootstrap_settings,
+    record_intervals,
+    write_per_unit,
+)
+from lsmia_bench.benchmark.metrics.uncertainty import (
+    BootstrapSettings,
+    Interval,
+    stratified_interval,
+    stratified_mean_interval,
+)
 from lsmia_bench.benchmark.metrics.utility import (
     accuracy,
     class_separation,
     expected_calibration_error,
+    top_k_hits,
 )
 from lsmia_bench.benchmark.models import build_classifier
 from lsmia_bench.benchmark.training import TrainingHistory, predict, train_classifier
@@ -113,7 +126,7 @@ def train_image_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: P
                                num_classes=splits.num_classes, ctx=ctx,
                                scheduler=make_scheduler(optimizer, training), on_epoch=on_epoch)
     fit_time = time.perf_counter() - started
-    metrics = evaluate_classifier(model, splits)
+    metrics = evaluate_classifier(model, splits, bootstrap_settings(spec.get("uncertainty")), out)
     features = penultimate_features(model, splits.private_test)
     return record_training(
         out, model, model_spec, spec, defense, metrics, features, splits.private_test_labels,
@@ -142,6 +155,10 @@ def record_training(out: Path, model: nn.Module, model_spec: dict[str, Any],
              f"silhouette {metrics['class_separation']:.3f}")
     save_embedding_figure(table, title, out / "embedding.png")
     series = history.as_series() | {"test_accuracy_by_epoch": test_curve}
+    units = {name: UTILITY_UNIT for name in UTILITY_INTERVALS
+             if f"{name}_ci_low" in metrics}
+    if units:
+        info = info | {"interval_units": units}
     return TaskResult(
         metrics=metrics | {"fit_time_s": fit_time, "epochs": float(spec["training"]["epochs"]),
                            "final_train_loss": history.train_loss[-1]},
@@ -151,24 +168,60 @@ def record_training(out: Path, model: nn.Module, model_spec: dict[str, Any],
     )
 
 
-def evaluate_classifier(model: nn.Module, splits: ImageSplits) -> dict[str, float]:
-    """Test accuracy, train accuracy (eval mode), ECE (15 bins), class separation (private)."""
+def evaluate_classifier(model: nn.Module, splits: ImageSplits,
+                        uncertainty: BootstrapSettings | None = None,
+                        out: Path | None = None) -> dict[str, float]:
+    """Test accuracy, train accuracy (eval mode), ECE (15 bins), class separation (private),
+    with the intervals of :func:`classifier_metrics`."""
     return classifier_metrics(model, splits.private_train, splits.private_train_labels,
-                              splits.private_test, splits.private_test_labels)
+                              splits.private_test, splits.private_test_labels, uncertainty,
+                              out)
+
+
+#: Target metrics with an interval over the private test images (resampled within class).
+UTILITY_INTERVALS = ("test_accuracy", "ece")
+UTILITY_UNIT = "test images"
+
+
+def utility_intervals(logits: torch.Tensor, test_labels: torch.Tensor,
+                      settings: BootstrapSettings) -> dict[str, Interval]:
+    """Within-seed intervals of test accuracy (mean of per-image correctness) and ECE (recomputed
+    on each resample), test images resampled within their class."""
+    labels = test_labels.cpu().numpy()
+    correct = top_k_hits(logits, test_labels, 1).numpy()
+    probabilities = logits.softmax(1)
+
+    def ece(rows: np.ndarray) -> float:
+        index = torch.as_tensor(rows)
+        return expected_calibration_error(probabilities[index], test_labels[index],
+                                          bins=ECE_BINS)
+
+    return {"test_accuracy": stratified_mean_interval(correct, labels, settings, UTILITY_UNIT),
+            "ece": stratified_interval(ece, labels, settings, UTILITY_UNIT)}
 
 
 def classifier_metrics(model: nn.Module, train_images: Any, train_labels: torch.Tensor,
-                       test_images: Any, test_labels: torch.Tensor) -> dict[str, float]:
+                       test_images: Any, test_labels: torch.Tensor,
+                       uncertainty: BootstrapSettings | None = None,
+                       out: Path | None = None) -> dict[str, float]:
     """Test accuracy, train accuracy (eval mode), ECE (15 bins) and class separation of the
-    test features; images are tensors or anything sliced like one (``LazyImages``)."""
+    test features; images are tensors or anything sliced like one (``LazyImages``). With
+    ``uncertainty``: ``test_accuracy`` and ``ece`` get ``_ci_low``/``_ci_high``/``_n`` (unit:
+    test images); with ``out``: ``per_test_image.csv`` (label, correct) is written there."""
     logits = predict(model, test_images)
-    return {
+    metrics = {
         "test_accuracy": accuracy(logits, test_labels),
         "final_train_accuracy": accuracy(predict(model, train_images), train_labels),
         "ece": expected_calibration_error(logits.softmax(1), test_labels, bins=ECE_BINS),
         "class_separation": class_separation(penultimate_features(model, test_images),
                                          test_labels),
     }
+    if uncertainty is not None:
+        record_intervals(metrics, utility_intervals(logits, test_labels, uncertainty))
+    if out is not None:
+        write_per_unit(out / PER_TEST_IMAGE_FILE, test_labels.cpu().numpy(),
+                       {"correct": top_k_hits(logits, test_labels, 1).numpy()})
+    return metrics
 
 
 def load_image_classifier(folder: Path, device: str | torch.device = "cpu") -> nn.Module:

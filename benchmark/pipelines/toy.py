@@ -19,8 +19,10 @@ from lsmia_bench.benchmark.context import TaskContext, TaskResult, seed_everythi
 from lsmia_bench.benchmark.data.blobs import toy_blobs
 from lsmia_bench.benchmark.jobs import Job
 from lsmia_bench.benchmark.metrics import METRICS
+from lsmia_bench.benchmark.metrics.intervals import bootstrap_settings, record_intervals
 from lsmia_bench.benchmark.metrics.toy import ToyAttack
-from lsmia_bench.benchmark.metrics.utility import accuracy
+from lsmia_bench.benchmark.metrics.uncertainty import stratified_mean_interval
+from lsmia_bench.benchmark.metrics.utility import accuracy, top_k_hits
 from lsmia_bench.benchmark.models.mlp import ToyMLP
 from lsmia_bench.benchmark.pipelines.base import Pipeline, Report
 from lsmia_bench.benchmark.training import predict, train_classifier
@@ -94,7 +96,7 @@ class ToyPipeline(Pipeline):
                               "training": config.training.model_dump(),
                               "defense": {"name": defense_spec.name,
                                           "params": defense.model_dump()},
-                              "seed": seed},
+                              "seed": seed, "uncertainty": config.uncertainty.model_dump()},
                         labels={"defense": defense.name, "defense_label": defense.label(),
                                 "strength": defense.strength_value(), "seed": seed},
                     )
@@ -121,34 +123,80 @@ class ToyPipeline(Pipeline):
         return jobs
 
     def report(self, config: ToyConfig, jobs: list[Job], outcomes: dict, out_dir: Path) -> Report:
-        rows = []
+        """One row per entry (defense setting x attack setting over its seeds): test accuracy
+        and the suite's attack metrics, each with ``_ci_low``/``_ci_high``/``_n``
+        (``benchmark.pipelines.aggregate``: over seeds with two or more; with one seed only
+        test accuracy has an interval, over test points, since one attack run per trial leaves
+        nothing to resample), and the ranking metric's paired difference to ``none`` when the
+        suite has it."""
+        from lsmia_bench.benchmark.metrics.intervals import bootstrap_settings
+        from lsmia_bench.benchmark.pipelines.aggregate import (
+            Entry,
+            aggregate,
+            cell,
+            difference,
+            difference_fields,
+            short_labels,
+        )
+
         # Each sweep's value goes under its own hyper-parameter's name (label smoothing's
         # "alpha"), read from the defenses' public metadata, so a plug-in's sweep gets a column
         # too; a defense without a strength (none) leaves it empty.
         strength_names = {cls.name: cls.strength for cls in
                           (DEFENSES.get(spec.name) for spec in config.defenses)}
+        names = [name for name in config.metrics if name in METRICS]
+        entries: dict[tuple[str, str], Entry] = {}
+        attack_names: dict[tuple[str, str], str] = {}
         for job in jobs:
             if job.stage != "attacks":
                 continue
-            target = outcomes.get(job.needs["target"])
-            attack = outcomes.get(job.key)
-            row: dict[str, Any] = {"defense": job.labels["defense_label"]}
-            strength = strength_names.get(job.labels["defense"])
+            attack_spec = job.spec["attack"]
+            key = (job.labels["defense_label"],
+                   ATTACKS.get(attack_spec["name"])(**attack_spec["params"]).label())
+            entry = entries.setdefault(key, Entry(job.labels["defense_label"],
+                                                  job.labels["defense"],
+                                                  job.labels["strength"]))
+            attack_names[key] = key[1]
+            target, attack = outcomes.get(job.needs["target"]), outcomes.get(job.key)
+            if attack is None or not attack.ok or target is None or not target.result:
+                entry.statuses.append(f"seed {job.labels['seed']}: "
+                                      f"{attack.status if attack else 'missing'}")
+                continue
+            cells = {"test_accuracy": cell(target.result["metrics"], "test_accuracy",
+                                           target.result.get("info"), target.artifact_dir)}
+            cells |= {name: cell(attack.result["metrics"], name, attack.result.get("info"),
+                                 attack.artifact_dir) for name in names}
+            entry.seeds[int(job.labels["seed"])] = cells
+        settings = bootstrap_settings(config.uncertainty.model_dump())
+        ranked = next((name for name in METRICS.ranking() if name in names), None)
+        ranking = {ranked: METRICS.get(ranked).title} if ranked else {}
+        labels = short_labels(list({e.label: e for e in entries.values()}.values()))
+        several = len(set(attack_names.values())) > 1
+        rows = []
+        for key, entry in entries.items():
+            row: dict[str, Any] = {"entry": labels.get(entry.label, entry.label)
+                                   + (f" {key[1]}" if several else ""),
+                                   "defense": entry.label}
+            strength = strength_names.get(entry.defense)
             if strength is not None:
-                row[strength] = job.labels["strength"]
-            row |= {"seed": job.labels["seed"], "status": attack.status if attack else "missing"}
-            if target and target.result:
-                row["test_accuracy"] = target.result["metrics"].get("test_accuracy")
-            if attack and attack.result:
-                metrics = attack.result["metrics"]
-                for key in config.metrics:
-                    row[key] = metrics.get(key)
+                row[strength] = entry.strength
+            row["attack"] = key[1]
+            row |= aggregate(entry, ["test_accuracy", *names], settings)
+            baseline = entries.get(next((k for k, e in entries.items()
+                                         if e.defense == "none" and k[1] == key[1]), ("", "")))
+            for column in ranking:
+                found = None
+                if baseline is not None and baseline is not entry:
+                    found = difference(entry, baseline, column, settings)
+                row |= difference_fields(column, found)
+            row["status"] = "; ".join(entry.statuses) or "finished"
             rows.append(row)
         table = pd.DataFrame(rows)
         files = []
         if not table.empty:
             files = draw_toy_figure(config, jobs, outcomes, out_dir)
-        return Report(table=table, files=files)
+        return Report(table=table, files=files, ranking=ranking,
+                      level=config.uncertainty.level)
 
 
 def _probe(config: ToyConfig) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, int]:
@@ -198,7 +246,8 @@ def train_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
         num_classes=len(spec["data"]["centers"]), ctx=ctx,
     )
     torch.save(model.state_dict(), out / "model.pt")
-    test_acc = accuracy(predict(model, x_test), y_test)
+    test_hits = top_k_hits(predict(model, x_test), y_test, 1)
+    test_acc = test_hits.mean().item()
     train_acc = accuracy(predict(model, x_train), y_train)
     # The running (train-mode, per-iteration) accuracy gets its own name: as "train_accuracy"
     # it shared MLflow's key with the metric below (eval-mode accuracy on the training points,
@@ -208,11 +257,16 @@ def train_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
     # A loss curve of 5000 points is too much for MLflow; keep every 50th iteration.
     stride = max(1, len(history.train_loss) // 100)
     series = {k: v[::stride] for k, v in curves.items()}
-    return TaskResult(
-        metrics={"test_accuracy": test_acc, "train_accuracy": train_acc,
-                 "final_train_loss": history.train_loss[-1]},
-        series=series, info={"series_stride": stride},
-    )
+    metrics = {"test_accuracy": test_acc, "train_accuracy": train_acc,
+               "final_train_loss": history.train_loss[-1]}
+    # Test accuracy's interval: test points resampled within their class. The attack's
+    # metrics get none: one attack run per trial leaves nothing to resample.
+    interval = stratified_mean_interval(test_hits.numpy(), y_test.numpy(),
+                                        bootstrap_settings(spec.get("uncertainty")),
+                                        "test points")
+    units = record_intervals(metrics, {"test_accuracy": interval})
+    return TaskResult(metrics=metrics, series=series,
+                      info={"series_stride": stride, "interval_units": units})
 
 
 def load_toy_target(spec: dict[str, Any], folder: Path) -> torch.nn.Module:

@@ -42,6 +42,8 @@ class Setting:
     student: bool | None = None
     #: Private test images of the attacked classes (what the student is tested on).
     test_images: int | None = None
+    #: Dimension of the feature space FID and PRDC are computed in.
+    feature_dim: int | None = None
 
 
 #: A validity rule: None when the metric is meaningful in the setting, else the reason it is not.
