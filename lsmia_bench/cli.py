@@ -12,7 +12,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.table import Table
 
 from lsmia_bench.kernel.errors import EXIT_USER_ERROR, UserError
 
@@ -143,15 +142,10 @@ def run(
     summary = run_suite(suite_config, RunOptions(
         results_dir=results_dir, tracking_uri=tracking_uri, address=address, resume=resume,
         max_concurrent=max_concurrent, source=source))
-    _print_table(summary.report.table, f"{suite_config.name}: results")
+    _print_table(summary.report, f"{suite_config.name}: results", summary.report_dir)
     elapsed = time.perf_counter() - started
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts.items()))
     console.print(f"Trials: {counts}. Wall time {elapsed:.1f} s.")
-    if summary.figures:  # no trial ran (all cached): nothing to be efficient about
-        f = summary.figures
-        console.print(f"Orchestration efficiency {f['orchestration_efficiency']:.2f} "
-                      f"({f['trial_work_s']:.1f} s of trial work in {f['run_wall_s']:.1f} s "
-                      f"on {f['parallel_slots']:.0f} slot(s)).", highlight=False)
     console.print(f"Report: {preflight.quote(str(summary.report_dir))}", markup=False,
                   highlight=False, soft_wrap=True)
     console.print(f"MLflow: {mlflow_hint(summary.invocation.tracking_uri)}", markup=False,
@@ -206,7 +200,8 @@ def submit(
         results_dir=results_dir,
         replace=replace, tracking_uri=tracking_uri, address=address,
         max_concurrent=max_concurrent, data_home=data_home, check_timeout_s=check_timeout))
-    _print_table(summary.run.report.table, f"{summary.run.invocation.suite}: submission run")
+    _print_table(summary.run.report, f"{summary.run.invocation.suite}: submission run",
+                 summary.run.report_dir)
     elapsed = time.perf_counter() - started
     if summary.failed:
         err_console.print("Submission not recorded: these trials did not finish:\n  "
@@ -269,21 +264,13 @@ def _schema_for(raw: dict, source: str) -> type:
     return PIPELINES.get(name, field=f"{source}: pipeline").schema
 
 
-def _print_table(table, title: str) -> None:  # noqa: ANN001
-    # Off a terminal (logs, CI) rich would squeeze the table into 80 columns.
-    printer = console if console.is_terminal else Console(width=240)
-    out = Table(title=title)
-    for column in table.columns:
-        out.add_column(str(column))
-    for _, row in table.iterrows():
-        out.add_row(*(_cell(v) for v in row))
-    printer.print(out)
+def _print_table(report, title: str, report_dir: Path) -> None:  # noqa: ANN001
+    """The compact summary (``benchmark.summary``): fits 100 columns, table.csv has the rest."""
+    from lsmia_bench.benchmark.summary import print_summary
 
-
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return "" if value != value else f"{value:.4g}"
-    return "" if value is None else str(value)
+    # Off a terminal (logs, CI) rich would pick 80 columns; the summary is made for 100.
+    printer = console if console.is_terminal else Console(width=100)
+    print_summary(report, title, printer, report_dir / "table.csv")
 
 
 def main(argv: list[str] | None = None) -> int:
