@@ -146,6 +146,11 @@ def run(
     elapsed = time.perf_counter() - started
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts.items()))
     console.print(f"Trials: {counts}. Wall time {elapsed:.1f} s.")
+    if summary.figures:  # no trial ran (all cached): nothing to be efficient about
+        f = summary.figures
+        console.print(f"Orchestration efficiency {f['orchestration_efficiency']:.2f} "
+                      f"({f['trial_work_s']:.1f} s of trial work in {f['run_wall_s']:.1f} s "
+                      f"on {f['parallel_slots']:.0f} slot(s)).", highlight=False)
     console.print(f"Report: {preflight.quote(str(summary.report_dir))}", markup=False,
                   highlight=False, soft_wrap=True)
     console.print(f"MLflow: {mlflow_hint(summary.invocation.tracking_uri)}", markup=False,
