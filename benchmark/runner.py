@@ -209,7 +209,7 @@ class StageRunner:
                 num_samples=len(plan.jobs),
                 # Also decides how many trials Tune asks for ahead (a custom searcher gets one
                 # otherwise): every slot's worker starts at once, not one after another.
-                max_concurrent_trials=self.timing.slots,
+                max_concurrent_trials=max(1, self.timing.slots),
                 # The worker process (torch and the project imported) runs the next trial:
                 # no process start and no imports per trial.
                 reuse_actors=True,
