@@ -26,7 +26,12 @@ from lsmia_bench.benchmark.state import Invocation, InvocationStore, ResultsLock
 from lsmia_bench.benchmark.tracking import Tracker
 
 from lsmia_bench.kernel.errors import UserError
-from lsmia_bench.kernel.records import InvocationRecord, ResultsLayout, TrialRecord
+from lsmia_bench.kernel.records import (
+    InvocationRecord,
+    ResultsLayout,
+    TrialRecord,
+    summary_metrics,
+)
 
 log = logging.getLogger("lsmia_bench")
 
@@ -112,6 +117,10 @@ def run_suite(config: SuiteConfig, options: RunOptions) -> RunSummary:
             figures = orchestration_figures(outcomes, time.perf_counter() - started,
                                             runner.timing)
             tracker.log_run_metrics(figures)
+            # Per entry: test accuracy and each attack's ranking metric, for the run list.
+            tracker.log_run_metrics(summary_metrics(
+                report.table.to_dict("records"),
+                ["test_accuracy", *(getattr(report, "ranking", None) or {})]))
         except BaseException:
             progress.stop()
             invocation.status = "interrupted"

@@ -229,7 +229,51 @@ def _check_environment(results: str, tracking_uri: str | None, address: str | No
     folder = preflight.results_folder(results)
     preflight.tracking_uri(tracking_uri)
     preflight.ray_address(address)
+    if tracking_uri is None:
+        _refuse_copied_store(folder)
     return folder
+
+
+def _refuse_copied_store(folder: Path) -> None:
+    """A copied or moved results folder: its MLflow store still names the original's artifact
+    folders (MLflow keeps absolute locations), so a run would write there. Exit 2 and name the
+    fix, ``lsmia-bench relocate`` (docs/usage.md, "Moving a results folder")."""
+    from lsmia_bench.kernel.records import ResultsLayout
+
+    foreign = ResultsLayout(folder).foreign_artifact_locations()
+    if foreign:
+        name, location = foreign[0]
+        raise UserError(
+            "--results", str(folder),
+            f"Run `lsmia-bench relocate {folder}` to point its store at its own "
+            f"mlartifacts/ (or use the original folder).",
+            problem=f"the MLflow store in this folder keeps its artifacts outside it (experiment "
+                    f"{name!r} at {location}): the folder was copied or moved, and a run would "
+                    f"write into the original")
+
+
+@app.command()
+def relocate(
+    results: Annotated[Path, typer.Argument(help="The copied or moved results folder.",
+                                            show_default=False)],
+) -> None:
+    """Point a copied or moved results folder's MLflow store at its own artifacts."""
+    from lsmia_bench.kernel.records import ResultsLayout
+
+    layout = ResultsLayout(results)
+    if not layout.mlflow_db.is_file():
+        raise UserError("results", str(results), "Give a results folder of `lsmia-bench run`.",
+                        problem=f"no MLflow store at {layout.mlflow_db}")
+    moved = layout.relocate()
+    for old, new in moved:
+        console.print(f"{old} -> {new}", markup=False, highlight=False, soft_wrap=True)
+    left = layout.foreign_artifact_locations()
+    if left:
+        raise UserError("results", str(results), "Only file locations ending in "
+                        "mlartifacts/<suite> can be moved; keep using the store where it is.",
+                        problem=f"artifact location {left[0][1]} is not a folder of this kind")
+    console.print(f"{layout.root}: every artifact location is inside the folder "
+                  f"({len(moved)} moved).", markup=False, highlight=False, soft_wrap=True)
 
 
 def mlflow_hint(uri: str) -> str:

@@ -170,8 +170,8 @@ class FacesPipeline(ImagePipeline):
                             problem="the evaluation model must be another architecture")
         if config.data.root is None and config.data.generate is None:
             raise UserError("data.root", None, "Give the folder of the data set: data.root in "
-                            "the suite file, --data-root PATH or --set data.root=PATH (README: "
-                            "\"The paper's setting\"); or try the suite without data: --smoke.",
+                            "the suite file, --data-root PATH or --set data.root=PATH "
+                            "(docs/faces.md); or try the suite without data: --smoke.",
                             problem=f"no {config.data.source} folder given")
         splits = load_face_splits(face_data_spec(config))  # data present and well formed
         size, classes = config.data.image_size, splits.num_classes

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -83,6 +84,83 @@ class ResultsLayout:
 
     def submission(self, name: str) -> Path:
         return self.submissions / f"{name}.json"
+
+    def foreign_artifact_locations(self) -> list[tuple[str, str]]:
+        """(experiment, artifact location) of the lsmia-bench experiments in this folder's
+        SQLite store whose artifacts lie outside the folder: the folder was copied or moved,
+        and MLflow, which keeps absolute locations, would write into the original."""
+        if not self.mlflow_db.is_file():
+            return []
+        with _store(self.mlflow_db) as db:
+            rows = db.execute("SELECT name, artifact_location FROM experiments WHERE name "
+                              "LIKE ?", (EXPERIMENT_PREFIX + "%",)).fetchall()
+        inside = self.mlartifacts.as_uri() + "/"
+        return [(name, location) for name, location in rows
+                if location and not (location + "/").startswith(inside)]
+
+    def relocate(self) -> list[tuple[str, str]]:
+        """Point the store's artifact locations at this folder's ``mlartifacts/``: every
+        ``file:`` location ``.../mlartifacts/REST`` (of experiments, runs and logged models)
+        becomes ``<this folder>/mlartifacts/REST``. Returns (old, new) experiment locations.
+        Locations elsewhere (an artifact server) are left alone and stay foreign."""
+        moved = []
+        new_root = self.mlartifacts.as_uri()
+        with _store(self.mlflow_db) as db:
+            for _experiment, old in self.foreign_artifact_locations():
+                head, sep, _ = old.rpartition("/mlartifacts/")
+                if not (sep and old.startswith("file:")):
+                    continue
+                prefix = head + "/mlartifacts"
+                for table, column in (("experiments", "artifact_location"),
+                                      ("runs", "artifact_uri"),
+                                      ("logged_models", "artifact_location")):
+                    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                  "name = ?", (table,)).fetchone():
+                        db.execute(f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                                   f"WHERE substr({column}, 1, ?) = ?",
+                                   (new_root, len(prefix) + 1, len(prefix) + 1, prefix + "/"))
+                moved.append((old, new_root + old[len(prefix):]))
+        return moved
+
+
+def summary_metrics(rows: list[dict[str, Any]], columns: list[str]) -> dict[str, float]:
+    """The run's summary for its MLflow parent run, so that the UI's run list compares
+    invocations: per entry (``defense`` label, or ``entry``), the mean over its trials of each
+    column (test accuracy and each attack's ranking metric), as
+    ``summary/<entry>/<column>``; characters MLflow refuses in a key become ``_``."""
+    sums: dict[str, list[float]] = {}
+    for row in rows:
+        label = row.get("entry") or row.get("defense")
+        if not label:
+            continue
+        for column in columns:
+            value = row.get(column)
+            if isinstance(value, int | float) and not isinstance(value, bool) \
+                    and math.isfinite(value):
+                key = f"summary/{_metric_key(str(label))}/{_metric_key(column)}"
+                sums.setdefault(key, []).append(float(value))
+    return {key: sum(values) / len(values) for key, values in sums.items()}
+
+
+def _metric_key(text: str) -> str:
+    """MLflow metric keys allow letters, digits, ``_ - . /`` and spaces."""
+    return "".join(c if c.isalnum() or c in "_-. " else "_" for c in text).strip("_") or "_"
+
+
+class _store:  # noqa: N801 (a context manager used like a function)
+    """A SQLite connection committed and closed on leaving (``sqlite3``'s own context manager
+    commits but leaves the file open)."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, timeout=30)
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self.db
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is None:
+            self.db.commit()
+        self.db.close()
 
 
 class Tag:
