@@ -18,7 +18,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -260,8 +260,8 @@ def is_disk_full(exc: BaseException) -> bool:
 def disk_full_error(folder: Path, option: str = "--results", safe: int | None = None
                     ) -> UserError:
     """The one line for a full disk under ``folder``."""
-    kept = f"{safe} finished trials are safe in the cache" if safe is not None else \
-        "finished trials are safe in the cache"
+    kept = "finished trials are safe in the cache" if safe is None else \
+        f"{safe} finished trial{'' if safe == 1 else 's'} safe in the cache"
     return UserError(option, str(folder), f"Free space there (df -h {quote(str(folder))}), then "
                      f"run again with --resume; {kept}.", problem="no space left on the device")
 
@@ -292,6 +292,7 @@ def disk_full_guard(results_dir: Path) -> Iterator[None]:
 
 
 class _Ended(Protocol):
+    invocation: Any
     outcomes: Any
     tracking: Any
 
@@ -303,8 +304,13 @@ def disk_full_ending(summary: _Ended, results_dir: Path) -> UserError | None:
     tracking = summary.tracking
     if not failed and not (tracking is not None and tracking.disk_full):
         return None
+    from lsmia_bench.benchmark.state import InvocationStore
     from lsmia_bench.benchmark.tracking import sqlite_path
 
+    # The run stays resumable, as the line says (--resume retries the lost trials and records).
+    summary.invocation.status = "interrupted"
+    with suppress(OSError):
+        InvocationStore(results_dir).save(summary.invocation)
     layout = ResultsLayout(results_dir)
     folder, option = layout.root, "--results"
     db = sqlite_path(tracking.uri) if tracking is not None and not failed else None

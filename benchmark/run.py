@@ -15,6 +15,7 @@ from lsmia_bench.benchmark.cache import RESULT_FILE, ArtifactStore
 from lsmia_bench.benchmark.config import SuiteConfig
 from lsmia_bench.benchmark.jobs import STAGES, Job
 from lsmia_bench.benchmark.pipelines import PIPELINES, Pipeline, Report
+from lsmia_bench.benchmark.preflight import disk_space
 from lsmia_bench.benchmark.progress import ProgressView
 from lsmia_bench.benchmark.runner import (
     Outcome,
@@ -23,7 +24,7 @@ from lsmia_bench.benchmark.runner import (
     orchestration_figures,
 )
 from lsmia_bench.benchmark.state import Invocation, InvocationStore, ResultsLock, now
-from lsmia_bench.benchmark.tracking import Tracker
+from lsmia_bench.benchmark.tracking import AsyncTracker, Tracker, TrackingResult
 
 from lsmia_bench.kernel.errors import UserError
 from lsmia_bench.kernel.records import (
@@ -62,6 +63,8 @@ class RunSummary:
     #: Orchestration efficiency and what explains it (runner.orchestration_figures); empty
     #: when no trial ran.
     figures: dict[str, float] = field(default_factory=dict)
+    #: How the recording ended: incomplete when the tracking store failed (CLI exit 3).
+    tracking: TrackingResult | None = None
 
 
 def pipeline_for(config: SuiteConfig) -> Pipeline:
@@ -76,26 +79,24 @@ def run_suite(config: SuiteConfig, options: RunOptions) -> RunSummary:
     jobs = pipeline.plan(config)
     tracking_uri = options.tracking_uri or layout.tracking_uri
     progress = options.progress or ProgressView()
+    disk_space(layout, jobs, tracking_uri)  # before any trial: exit 2 when clearly too small
     check_stages_feasible({job.stage: getattr(config.resources, job.stage) for job in jobs
                            if not (layout.cache / job.key / RESULT_FILE).is_file()},
                           options.address)
     with ResultsLock(layout.root):
         invocations = InvocationStore(layout.root)
         invocation = _invocation(invocations, config, tracking_uri, options.resume)
-        tracker = Tracker(tracking_uri, layout.mlartifacts)
-        invocation.parent_run_id = tracker.start(
-            config.name, invocation.id, config.model_dump(mode="json"), config.config_hash(),
-            options.source, resume_run_id=invocation.parent_run_id)
+        # MLflow is written by a background thread, never on the scheduling path: a slow or
+        # lost store delays no trial (benchmark/tracking.py, docs/faults.md).
+        tracker = AsyncTracker(Tracker(tracking_uri, layout.mlartifacts), invocations,
+                               invocation)
+        tracker.start(config.name, invocation.id, config.model_dump(mode="json"),
+                      config.config_hash(), options.source)
         invocations.save(invocation)
 
         def record(outcome: Outcome) -> None:
             progress.trial_done(outcome)
-            if outcome.job.key in invocation.logged:
-                return
-            trial = tracker.log_outcome(outcome, config.name)
-            if outcome.ok:  # a failed trial is tried again on --resume and logged again
-                invocation.logged[outcome.job.key] = trial.run_id
-                invocations.save(invocation)
+            tracker.log_outcome(outcome, config.name)  # returns at once
 
         store = ArtifactStore(layout.cache)
         runner = StageRunner(store, layout.ray, f"{config.name}-{invocation.id}",
@@ -124,16 +125,19 @@ def run_suite(config: SuiteConfig, options: RunOptions) -> RunSummary:
         except BaseException:
             progress.stop()
             invocation.status = "interrupted"
-            invocations.save(invocation)
             tracker.finish("KILLED")
+            tracker.close(grace_s=5)
+            invocations.save(invocation)
             raise
         counts = _count(outcomes)
-        invocation.status = "finished"
+        tracker.finish("FINISHED" if counts.get("failed", 0) == 0 else "FAILED")
+        tracking = tracker.close()
+        # Records the store did not take keep the run resumable: --resume logs them.
+        invocation.status = "finished" if tracking.complete else "unrecorded"
         invocation.finished_at = now()
         invocations.save(invocation)
-        tracker.finish("FINISHED" if counts.get("failed", 0) == 0 else "FAILED")
     return RunSummary(invocation, jobs, outcomes, report, report_dir, counts,
-                      tracker.invocation, list(tracker.trials.values()), figures)
+                      tracker.invocation, list(tracker.trials.values()), figures, tracking)
 
 
 def _invocation(store: InvocationStore, config: SuiteConfig, tracking_uri: str,

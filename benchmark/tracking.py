@@ -338,6 +338,9 @@ class AsyncTracker:
         self._deadline: float | None = None  # set by close()
         self._error: BaseException | None = None
         self._safe = 0
+        # MLflow's SQL store logs each failed write with a full traceback; the worker says it in
+        # one line (and retries), so those are left out.
+        logging.getLogger("mlflow.store.db.utils").addFilter(_quiet_store_errors)
         self._thread = threading.Thread(target=self._work, name="lsmia-tracking", daemon=True)
         self._thread.start()
 
@@ -457,6 +460,10 @@ class AsyncTracker:
                 self.invocations.mark_logged(self.state, key, run_id or "")
         except OSError as exc:
             log.debug("could not update the invocation state: %s", exc)
+
+
+def _quiet_store_errors(record: logging.LogRecord) -> bool:
+    return not (record.exc_info and str(record.msg).startswith("SQLAlchemy database error"))
 
 
 def _short(exc: BaseException, limit: int = 200) -> str:

@@ -129,6 +129,7 @@ def run(
     from lsmia_bench.benchmark import preflight
     from lsmia_bench.benchmark.config import apply_overrides, read_suite_file, validate_suite
     from lsmia_bench.benchmark.run import RunOptions, run_suite
+    from lsmia_bench.benchmark.tracking import EXIT_TRACKING_INCOMPLETE
 
     started = time.perf_counter()
     results_dir = _check_environment(results, tracking_uri, address)
@@ -139,9 +140,10 @@ def run(
             raw.setdefault("data", {})[key] = str(path.expanduser().resolve())
     schema = _schema_for(raw, source)
     suite_config = validate_suite(raw, source, schema)
-    summary = run_suite(suite_config, RunOptions(
-        results_dir=results_dir, tracking_uri=tracking_uri, address=address, resume=resume,
-        max_concurrent=max_concurrent, source=source))
+    with preflight.disk_full_guard(results_dir):  # ENOSPC anywhere: one line naming the folder
+        summary = run_suite(suite_config, RunOptions(
+            results_dir=results_dir, tracking_uri=tracking_uri, address=address, resume=resume,
+            max_concurrent=max_concurrent, source=source))
     _print_table(summary.report, f"{suite_config.name}: results", summary.report_dir)
     elapsed = time.perf_counter() - started
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts.items()))
@@ -153,10 +155,20 @@ def run(
                       f"on {f['parallel_slots']:.0f} slot(s)).", highlight=False)
     console.print(f"Report: {preflight.quote(str(summary.report_dir))}", markup=False,
                   highlight=False, soft_wrap=True)
-    console.print(f"MLflow: {mlflow_hint(summary.invocation.tracking_uri)}", markup=False,
-                  highlight=False, soft_wrap=True)
+    full = preflight.disk_full_ending(summary, results_dir)
+    if full is not None:
+        raise full
+    problem = summary.tracking.problem if summary.tracking is not None else None
+    if problem is None:
+        console.print(f"MLflow: {mlflow_hint(summary.invocation.tracking_uri)}", markup=False,
+                      highlight=False, soft_wrap=True)
     if summary.counts.get("failed"):
+        if problem:
+            err_console.print(problem, markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+    if problem:  # every trial done, not every record in the store: exit 3 (docs/faults.md)
+        err_console.print(problem, markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_TRACKING_INCOMPLETE)
 
 
 @app.command()
@@ -194,17 +206,18 @@ def submit(
 ) -> None:
     """Check a defense and its metadata, run the suite's standard attacks on it, record it."""
     _setup_logging(verbose)
-    from lsmia_bench.benchmark.preflight import quote
+    from lsmia_bench.benchmark.preflight import disk_full_guard, quote
     from lsmia_bench.submission.submit import SubmitOptions
     from lsmia_bench.submission.submit import submit as run_submission
 
     started = time.perf_counter()
     results_dir = _check_environment(results, tracking_uri, address)
-    summary = run_submission(SubmitOptions(
-        defense=defense, meta_file=meta, suite=suite, overrides=set_ or [],
-        results_dir=results_dir,
-        replace=replace, tracking_uri=tracking_uri, address=address,
-        max_concurrent=max_concurrent, data_home=data_home, check_timeout_s=check_timeout))
+    with disk_full_guard(results_dir):  # ENOSPC anywhere: one line naming the folder
+        summary = run_submission(SubmitOptions(
+            defense=defense, meta_file=meta, suite=suite, overrides=set_ or [],
+            results_dir=results_dir,
+            replace=replace, tracking_uri=tracking_uri, address=address,
+            max_concurrent=max_concurrent, data_home=data_home, check_timeout_s=check_timeout))
     _print_table(summary.run.report, f"{summary.run.invocation.suite}: submission run",
                  summary.run.report_dir)
     elapsed = time.perf_counter() - started

@@ -13,6 +13,7 @@ from lsmia_bench.benchmark.jobs import Job
 from lsmia_bench.benchmark.runner import Outcome
 from lsmia_bench.benchmark.state import Invocation, InvocationStore
 from lsmia_bench.benchmark.tracking import AsyncTracker, Tracker, prepare_sqlite_store
+
 from lsmia_bench.kernel.errors import UserError
 from lsmia_bench.kernel.records import ResultsLayout, Tag
 
@@ -135,4 +136,4 @@ def test_a_store_is_never_left_half_created(tmp_path, run_cli):
         assert str(disk) in str(error.value)
         assert list(disk.iterdir()) == []  # nothing half-written
     finally:
-        subprocess.run(["umount", str(disk)], check=False)
+        subprocess.run(["umount", "-l", str(disk)], check=False)
