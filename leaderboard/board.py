@@ -13,7 +13,6 @@ shared where the ranking metric's intervals overlap (:func:`uncertainty.rank_gro
 
 from __future__ import annotations
 
-import hashlib
 import json
 import statistics
 from collections.abc import Mapping
@@ -34,6 +33,8 @@ from lsmia_bench.leaderboard.columns import (
     metric_info,
     ordered_metrics,
 )
+from lsmia_bench.leaderboard.entry_records import EntryRecord
+from lsmia_bench.leaderboard.entry_records import entry_id as record_entry_id
 from lsmia_bench.leaderboard.ranking import Point, leakage, rank_order
 from lsmia_bench.leaderboard.records import Snapshot, latest_per_job
 from lsmia_bench.leaderboard.submissions import Submission, merge_trials, parse_all, submission_for
@@ -50,6 +51,11 @@ INTERVAL_SUFFIXES = ("_ci_low", "_ci_high", "_n")
 ONE_SEED_NOTE = {"attacks": "one seed: attack randomness only",
                  "targets": "one seed: test-set sampling only"}
 NEEDS_SEEDS = "needs two or more seeds"
+#: Where an entry's numbers come from: a committed record (its status), or this machine's
+#: MLflow store ("local").
+LOCAL = "local"
+ORIGIN_TITLES = {"canonical": "canonical", "submission-verified": "verified submission",
+                 "submission-self-reported": "self-reported submission", LOCAL: "local"}
 
 
 @dataclass
@@ -126,6 +132,14 @@ class Entry:
     rank_note: str = ""
     #: The ``lsmia-bench submit`` record that submitted this entry (current or replaced).
     submission: Submission | None = None
+    #: ``local`` (this machine's store) or the status of the committed record it comes from.
+    origin: str = LOCAL
+    #: The committed entry record, for entries that come from one.
+    record: EntryRecord | None = None
+
+    @property
+    def committed(self) -> bool:
+        return self.record is not None
 
     @property
     def seeds(self) -> int:
@@ -182,10 +196,12 @@ def make_board(snapshot: Snapshot) -> Board:
     submissions = parse_all(snapshot.submissions, snapshot.submission_history)
     trials, invocations = merge_trials(snapshot.trials, snapshot.invocations, submissions)
     trials = latest_per_job(trials)
-    suites = sorted({t.suite for t in trials} | {i.suite for i in invocations})
+    suites = sorted({t.suite for t in trials} | {i.suite for i in invocations}
+                    | {r.suite for r in snapshot.entries})
     boards = [make_suite(name, [t for t in trials if t.suite == name],
                          [i for i in invocations if i.suite == name], submissions,
-                         bootstrap_settings(snapshot.uncertainty.get(name, {})))
+                         bootstrap_settings(snapshot.uncertainty.get(name, {})),
+                         [r for r in snapshot.entries if r.suite == name])
               for name in suites]
     for board in boards:
         board.origins = {key: origin for (suite, key), origin in snapshot.origins.items()
@@ -209,7 +225,11 @@ def bootstrap_settings(params: Mapping[str, str]) -> BootstrapSettings:
 
 def make_suite(name: str, trials: list[TrialRecord], invocations: list[InvocationRecord],
                submissions: list[Submission] | None = None,
-               settings: BootstrapSettings | None = None) -> SuiteBoard:
+               settings: BootstrapSettings | None = None,
+               records: list[EntryRecord] | None = None) -> SuiteBoard:
+    """The suite's entries: those of the local trials, and one per committed record (its
+    seeds aggregated with the record's own bootstrap settings). A local entry with the setting
+    of a record is shown beside it with the id suffix ``-local``, never merged into it."""
     settings = settings or BootstrapSettings()
     targets = [t for t in trials if t.stage == "targets"]
     attacks_by_target: dict[str, list[TrialRecord]] = {}
@@ -226,6 +246,15 @@ def make_suite(name: str, trials: list[TrialRecord], invocations: list[Invocatio
                                           submissions or [])
         if entry.submission is not None:
             entry.label = entry.submission.entry_label(entry.label)
+    committed = [record_entry(r) for r in sorted(records or [], key=_record_order)]
+    taken = {e.id for e in committed}
+    for entry in entries:
+        if entry.id in taken:
+            entry.id = f"{entry.id}-{LOCAL}"
+    for entry in committed:
+        if entry.id in {e.id for e in entries}:  # two records of one setting
+            entry.id = f"{entry.id}-{entry.origin}"
+        entries.append(entry)
     attack_names = sorted({a for e in entries for a in e.attacks})
     for entry in entries:
         for attack in attack_names:
@@ -244,14 +273,38 @@ def make_suite(name: str, trials: list[TrialRecord], invocations: list[Invocatio
     _paired_with_baseline(entries, ranking, settings)
     notes = _rank(entries, ranking, attack_names)
     latest = max(invocations, key=lambda i: i.started_ms, default=None)
+    description = latest.description if latest else next(
+        (str(r.config.settings.get("description") or "") for r in records or []), "")
     return SuiteBoard(
-        name=name, description=latest.description if latest else "", entries=entries,
+        name=name, description=description, entries=entries,
         target_metrics=[metric_info(k, "targets") for k in ordered_metrics(target_keys,
                                                                            "targets")],
         attacks=attack_names, attack_metrics=attack_metrics, ranking_metric=ranking,
         invocations=sorted(invocations, key=lambda i: i.started_ms),
         prerequisites=[t for t in trials if t.stage == "prerequisites"], notes=notes,
         settings=settings)
+
+
+def record_entry(record: EntryRecord) -> Entry:
+    """The entry of a committed record: its own trials, its own bootstrap settings."""
+    b = record.summary.bootstrap
+    settings = BootstrapSettings(level=b.level, resamples=b.resamples, method=b.method,
+                                 seed=b.seed)
+    trials = record.trials()
+    targets = [t for t in trials if t.stage == "targets"]
+    attacks: dict[str, list[TrialRecord]] = {}
+    for trial in trials:
+        if trial.stage == "attacks":
+            attacks.setdefault(trial.needs["target"], []).append(trial)
+    entry = _entry(record.entry_id, record.suite, targets, attacks, settings)
+    entry.origin, entry.record = record.status, record
+    entry.label = record.label
+    return entry
+
+
+def _record_order(record: EntryRecord) -> tuple[int, str]:
+    return (("canonical", "submission-verified", "submission-self-reported").index(
+        record.status), record.entry)
 
 
 def setting_of(target: TrialRecord) -> dict[str, str]:
@@ -262,8 +315,7 @@ def setting_of(target: TrialRecord) -> dict[str, str]:
 
 
 def entry_id(suite: str, setting: dict[str, str]) -> str:
-    text = json.dumps([suite, setting], sort_keys=True)
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
+    return record_entry_id(suite, setting)
 
 
 def architecture_of(target: TrialRecord) -> str:
@@ -396,8 +448,10 @@ def _mark_variants(entries: list[Entry]) -> None:
 
 
 def _baseline_key(entry: Entry) -> str:
+    """Entries compared with one baseline: same settings but the defense, and from the same
+    side (committed records with committed records, local results with local ones)."""
     rest = {k: v for k, v in entry.setting.items() if not k.startswith("defense")}
-    return json.dumps(rest, sort_keys=True)
+    return json.dumps([entry.committed, rest], sort_keys=True)
 
 
 def _utility_drops(entries: list[Entry]) -> None:

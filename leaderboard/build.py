@@ -26,14 +26,17 @@ import jinja2
 import pandas as pd
 from lsmia_bench.leaderboard.board import Board, make_board
 from lsmia_bench.leaderboard.columns import FIXED_COLUMNS, format_value
+from lsmia_bench.leaderboard.entry_records import read_folder
 from lsmia_bench.leaderboard.ranking import RANKING_RULE
-from lsmia_bench.leaderboard.records import fetch_artifact, read_snapshot
+from lsmia_bench.leaderboard.records import Snapshot, fetch_artifact, read_snapshot
 from lsmia_bench.leaderboard.views import curves as curve_charts
 from lsmia_bench.leaderboard.views import (
     entry_figures,
     entry_page,
     entry_results,
+    origin_badge,
     provenance,
+    record_path,
     safe_url,
     submission_views,
     suite_view,
@@ -58,6 +61,9 @@ class BuildSummary:
     bytes: int
     seconds: float
     runs_read: int
+    #: Committed entry records read (and those refused, with why).
+    records: int = 0
+    refused: list[str] | None = None
 
 
 def environment() -> jinja2.Environment:
@@ -69,6 +75,8 @@ def environment() -> jinja2.Environment:
     env.filters["safe_url"] = safe_url
     env.filters["pretty_json"] = lambda value: json.dumps(value, indent=2, sort_keys=True)
     env.globals["entry_page"] = entry_page
+    env.globals["ui_badge"] = origin_badge
+    env.globals["record_path"] = record_path
     return env
 
 
@@ -141,17 +149,28 @@ def site_images(board: Board) -> dict[str, tuple[str, str]]:
     return wanted
 
 
-def build_site(tracking_uri: str, out: Path, results_dir: Path | None = None,
-               repository: str | None = None) -> BuildSummary:
+def build_site(tracking_uri: str | None, out: Path, results_dir: Path | None = None,
+               repository: str | None = None, entries: Path | None = None) -> BuildSummary:
+    """The site from the MLflow store at ``tracking_uri`` (None: no store, records only) and
+    the entry records under ``entries`` (None: none). A record that fails validation is left
+    out with a warning (the test suite validates every committed one)."""
     started = time.perf_counter()
     out = Path(out).resolve()
     _check_out(out)
-    snapshot = read_snapshot(tracking_uri, results_dir)
+    snapshot = read_snapshot(tracking_uri, results_dir) if tracking_uri else Snapshot([], [])
+    records, refused = read_folder(entries) if entries is not None else ([], [])
+    for error in refused:
+        log.warning("entry record left out: %s", error)
+    snapshot.entries = records
     board = make_board(snapshot)
     if not board.suites:
-        log.warning("no lsmia-bench runs in %s; the site says so", tracking_uri)
+        log.warning("no lsmia-bench runs in %s and no entry records; the site says so",
+                    tracking_uri)
     built_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    texts = render_site(board, component_metadata(board), built_at, _describe(tracking_uri),
+    source = " and ".join(filter(None, [
+        _describe(tracking_uri) if tracking_uri else "",
+        f"{len(records)} entry record(s)" if records or not tracking_uri else ""]))
+    texts = render_site(board, component_metadata(board), built_at, source,
                         repository_url(repository))
     staging = Path(tempfile.mkdtemp(prefix=".site-", dir=out.parent))
     try:
@@ -162,6 +181,8 @@ def build_site(tracking_uri: str, out: Path, results_dir: Path | None = None,
             _write(staging / "static" / name, (static / name).read_bytes())
         with tempfile.TemporaryDirectory() as download:
             for site_path, (run_id, path) in site_images(board).items():
+                if tracking_uri is None:
+                    break
                 try:
                     local = fetch_artifact(tracking_uri, run_id, path, Path(download) / run_id)
                 except Exception as exc:  # one missing figure must not stop the build
@@ -178,7 +199,8 @@ def build_site(tracking_uri: str, out: Path, results_dir: Path | None = None,
         out=out, suites=len(board.suites), entries=board.entry_count(),
         pages=sum(p.suffix == ".html" for p in written), files=len(written),
         bytes=sum(p.stat().st_size for p in written),
-        seconds=time.perf_counter() - started, runs_read=board.runs_read)
+        seconds=time.perf_counter() - started, runs_read=board.runs_read,
+        records=len(records), refused=[str(e) for e in refused])
 
 
 def component_metadata(board: Board) -> dict[str, dict[str, str]]:

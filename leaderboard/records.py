@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lsmia_bench.leaderboard.entry_records import EntryRecord
+
 from lsmia_bench.kernel.records import (
     Artifact,
     InvocationRecord,
@@ -53,6 +55,8 @@ class Snapshot:
     #: (suite, job key) -> (run id, parent run id) of the trial that ran the job (status
     #: ``finished``), which a later cached re-run only confirmed.
     origins: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    #: Entry records (``leaderboard/entries/``): each a row of its own, marked by its status.
+    entries: list[EntryRecord] = field(default_factory=list)
 
 
 def trial_origins(trials: list[TrialRecord]) -> dict[tuple[str, str], tuple[str, str]]:

@@ -253,7 +253,11 @@ def _row(suite: SuiteBoard, entry: Entry, columns: list[Column]) -> list[Cell]:
 
 def _cell(suite: SuiteBoard, entry: Entry, column: Column) -> Cell:
     if column.info is None and column.attack is None:
-        return _fixed_cell(entry, column.key)
+        cell = _fixed_cell(entry, column.key)
+        if column.key == "defense" and not cell.badge and any(e.committed
+                                                              for e in suite.entries):
+            cell.badge, cell.badge_title = "local", LOCAL_TITLE
+        return cell
     if column.attack is None:
         assert column.info is not None
         return stat_cell(entry.target_stats.get(column.key), column.info, column.decimals)
@@ -292,7 +296,9 @@ def _fixed_cell(entry: Entry, key: str) -> Cell:
     if key == "defense":
         text = entry.label + (f" [{entry.variant}]" if entry.variant else "")
         cell = Cell(text, text.lower(), href=entry_page(entry), title=entry.defense)
-        if entry.submission is not None:
+        if entry.record is not None:
+            cell.badge, cell.badge_title = origin_badge(entry)
+        elif entry.submission is not None:
             cell.badge, cell.badge_title = submission_badge(entry)
         return cell
     if key == "strength":
@@ -351,7 +357,12 @@ def _record(suite: SuiteBoard, entry: Entry) -> dict[str, Any]:
         if suite.ranking_metric is not None:
             record |= _difference_fields(f"{attack}/{suite.ranking_metric.key}_vs_none",
                                          result.paired, result.paired_note)
-    record["submission"] = entry.submission.name if entry.submission else ""
+    record["origin"] = entry.origin
+    record["record"] = record_path(entry)
+    if entry.record is not None and entry.record.submission is not None:
+        record["submission"] = entry.record.submission.name
+    else:
+        record["submission"] = entry.submission.name if entry.submission else ""
     record["submission_status"] = ("" if entry.submission is None else
                                    "current" if entry.submission.current else "replaced")
     record["errors"] = "; ".join(f"{name}: {error}" for name, error in entry.errors)
@@ -523,6 +534,40 @@ def provenance(entry: Entry, suite: SuiteBoard) -> dict[str, Any]:
         "seeds": [t.seed for t in entry.targets],
         "dates": (dates[0], dates[-1]) if dates else None,
     }
+
+
+LOCAL_TITLE = ("Run on the machine that built this site (its MLflow store), not a committed "
+               "record: compare with the canonical row of the same setting.")
+#: Badge text (also its CSS class) of each record status.
+ORIGIN_BADGES = {"canonical": "canonical", "submission-verified": "verified",
+                 "submission-self-reported": "self-reported"}
+
+
+def record_path(entry: Entry) -> str:
+    """Where the entry's record lies in the repository ("" for a local entry)."""
+    if entry.record is None:
+        return ""
+    return f"leaderboard/entries/{entry.record.suite}/{entry.record.file_name}"
+
+
+def origin_badge(entry: Entry) -> tuple[str, str]:
+    """Badge text and tooltip of an entry that comes from a committed record."""
+    record = entry.record
+    assert record is not None
+    code = record.provenance.code
+    commit = (code.commit or "no git commit")[:12] + (" with uncommitted changes"
+                                                      if code.dirty else "")
+    if record.status == "canonical":
+        title = f"Canonical result, produced by the project's commands at {commit}."
+    elif record.status == "submission-verified":
+        assert record.verification is not None
+        title = (f"Submission {record.submission.name if record.submission else ''}, "
+                 f"verified by a reviewer on {record.verification.verified_at[:10]} (seed "
+                 f"{record.verification.seed} run again inside the record's intervals).")
+    else:
+        title = (f"Submission {record.submission.name if record.submission else ''}: numbers "
+                 "as reported by the submitter, not yet verified by a reviewer.")
+    return ORIGIN_BADGES[record.status], title
 
 
 def submission_badge(entry: Entry) -> tuple[str, str]:
