@@ -86,6 +86,8 @@ def summary_tables(table: pd.DataFrame, ranking: dict[str, str], title: str,
         percent = _percent_column(table, column)
         values = [with_interval(row, column, percent) for _, row in table.iterrows()]
         verdicts = [verdict(row, column, percent, wide) for _, row in table.iterrows()]
+        if "none" not in labels:  # no baseline in this suite: nothing to compare with
+            verdicts = []
         blocks.append((f"{name}{' %' if percent else ''}", values, verdicts))
 
     def build(group: list[int], first: bool, narrowest: bool = False) -> Table:
@@ -96,6 +98,8 @@ def summary_tables(table: pd.DataFrame, ranking: dict[str, str], title: str,
             out.add_column(UTILITY[1], no_wrap=True, justify="right")
         for index in group:
             out.add_column(blocks[index][0], no_wrap=True, justify="right")
+            if not blocks[index][2]:
+                continue
             words = [w for text in ["vs none", *blocks[index][2]] for w in text.split()]
             longest = max(len(w) for w in words)
             out.add_column("vs none", no_wrap=wide, overflow="fold", min_width=longest,
@@ -103,7 +107,9 @@ def summary_tables(table: pd.DataFrame, ranking: dict[str, str], title: str,
         for row_index, label in enumerate(labels):
             cells = [label] + ([utility[row_index]] if utility is not None else [])
             for index in group:
-                cells += [blocks[index][1][row_index], blocks[index][2][row_index]]
+                cells.append(blocks[index][1][row_index])
+                if blocks[index][2]:
+                    cells.append(blocks[index][2][row_index])
             out.add_row(*cells)
         return out
 

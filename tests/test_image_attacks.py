@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-PRIVACY_METRICS = {"attack_acc1", "delta_eval", "fid", "precision", "recall",
-                   "density", "coverage", "xi", "gradient_stability"}
+PRIVACY_METRICS = {"attack_acc1", "delta_eval", "xi", "gradient_stability"}
+#: Not meaningful with a few reconstructions: FID needs more than the 128 feature dimensions
+#: per side, PRDC 200 (docs/metrics.md, "Uncertainty").
+SET_METRICS = ("fid", "precision", "recall", "density", "coverage")
 TINY = [
     "--set", "seeds=[0]", "--set", "training.epochs=2",
     "--set", "defenses=[{name: none}]",
@@ -60,7 +62,12 @@ def test_digits_attacks_record_every_privacy_metric(run_cli, ray_cluster, tmp_pa
         assert "attack_acc5" not in run.data.metrics
         assert "Acc@5" in run.data.tags["info.missing.attack_acc5"]
         assert 0 <= run.data.metrics["xi"] <= 1
-        assert run.data.metrics["fid"] >= 0 and run.data.metrics["delta_eval"] >= 0
+        assert run.data.metrics["delta_eval"] >= 0
+        for metric in SET_METRICS:
+            assert metric not in run.data.metrics
+            assert "at least" in run.data.tags[f"info.missing.{metric}"]
+        assert run.data.metrics["attack_acc1_ci_low"] <= run.data.metrics["attack_acc1"] \
+            <= run.data.metrics["attack_acc1_ci_high"]
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert "reconstructions.png" in artifacts, artifacts
     # KED-MI trains its GAN for this target inside the attack job, on the public split.
@@ -70,8 +77,9 @@ def test_digits_attacks_record_every_privacy_metric(run_cli, ray_cluster, tmp_pa
 
     table = pd.read_csv(next((tmp_path / "reports" / "digits").glob("*/table.csv")))
     for name in attacks:
-        for suffix in ("acc1", "delta_eval", "fid", "xi"):
+        for suffix in ("acc1", "delta_eval", "xi"):
             assert table[f"{name}_{suffix}"].notna().iloc[0], (name, suffix)
-        assert table[f"{name}_acc5"].isna().all()
+        # Not meaningful on digits: no column (the reasons: missing_metrics.json).
+        assert f"{name}_acc5" not in table.columns and f"{name}_fid" not in table.columns
     assert table.loc[0, "ppa_acc1"] == pytest.approx(attacks["ppa"].data.metrics["attack_acc1"])
     assert (table["status"] == "finished").all()

@@ -56,8 +56,11 @@ def _check_suite(results: Path, suite: str, epochs: int, strengths: set[str]) ->
         expected = [negative_label_smoothing_schedule(e / epochs, -0.05) for e in range(epochs)]
         assert alphas == pytest.approx(expected) and alphas[0] == 0
     table = pd.read_csv(next((results / "reports" / suite).glob("*/table.csv")))
-    assert list(table.columns) == ["defense", "strength", "seed", "test_accuracy", "ece",
-                                   "class_separation", "status"]  # no attacks: no attack columns
+    # One row per entry; each column with its interval and n; no attacks: no attack columns.
+    assert list(table.columns) == ["entry", "defense", "strength", "seeds", "interval_unit",
+                                   *(f"{c}{s}" for c in ("test_accuracy", "ece",
+                                                         "class_separation")
+                                     for s in ("", "_ci_low", "_ci_high", "_n")), "status"]
     assert (table["status"] == "finished").all()
     assert next((results / "reports" / suite).glob("*/embeddings.png")).stat().st_size > 1000
     return table
@@ -70,8 +73,8 @@ def test_digits_end_to_end(run_cli, ray_cluster, tmp_path):
     assert result.code == 0, result.err[-3000:]
     table = _check_suite(tmp_path, "digits", 4, {"null", "0.1", "0.05", "-0.05"})
     assert len(table) == 5  # four targets and the evaluation model
-    for defense in ("none", "label_smoothing(alpha=0.1)", "label_smoothing(alpha=-0.05)"):
-        assert defense in result.out
+    for entry in ("none", "LS +0.1", "LS -0.05"):  # the compact summary's labels
+        assert entry in result.out
 
 
 @pytest.mark.slow

@@ -87,7 +87,8 @@ def short_labels(entries: Sequence[Entry]) -> dict[str, str]:
         strengths = by_defense[entry.defense]
         if len(strengths) > 1 and entry.strength is not None:
             signed = any(s is not None and s < 0 for s in strengths)
-            name += f" {entry.strength:+g}" if signed else f" {entry.strength:g}"
+            name += f" {entry.strength:+g}" if signed and entry.strength != 0 \
+                else f" {entry.strength:g}"
         out[entry.label] = name
     shorts = list(out.values())
     return {label: short if shorts.count(short) == 1 else label
