@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 SCIKIT_LEARN_DATA ?= $(abspath ../shared/datasets/scikit_learn_data)
 export SCIKIT_LEARN_DATA
 
-.PHONY: setup run test browser lint clean docs-tables
+.PHONY: setup run test browser lint clean docs-tables site
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,6 +42,12 @@ docs-tables:
 
 lint: setup
 	$(VENV)/bin/ruff check .
+
+# The shared leaderboard from the committed entry records (leaderboard/entries/) alone, into
+# SITE_OUT, ready for any static host (docs/leaderboard.md); no results folder, no network.
+SITE_OUT ?= public
+site: setup
+	$(VENV)/bin/lsmia-bench leaderboard build --records-only --out $(SITE_OUT)
 
 clean:
 	rm -rf results site .pytest_cache
