@@ -84,6 +84,9 @@ class SubmitSummary:
     history_path: Path | None
     run: Any  # benchmark.run.RunSummary
     failed: list[str]
+    #: The submitted entries as leaderboard entry records (``submissions/entries/<suite>/``),
+    #: the files a pull request adds to ``leaderboard/entries/``.
+    entry_paths: list[Path] = field(default_factory=list)
 
 
 def prepare(options: SubmitOptions) -> Prepared:
@@ -228,7 +231,37 @@ def submit(options: SubmitOptions) -> SubmitSummary:
     }
     path, history = write_record(results, prepared.meta.name, record, options.replace,
                                  meta_name)
-    return SubmitSummary(record, path, history, run, [])
+    entry_paths = _entry_records(options, prepared, config, jobs, run, defense, targets)
+    return SubmitSummary(record, path, history, run, [], entry_paths)
+
+
+def _entry_records(options: SubmitOptions, prepared: Prepared, config: SuiteConfig,
+                   jobs: list[Any], run: Any, defense: dict[str, Any], targets: set[str]
+                   ) -> list[Path]:
+    """The submitted entries in the leaderboard's entry-record format (status
+    ``submission-self-reported``), under ``<results>/submissions/entries/<suite>/``."""
+    import shlex
+
+    from lsmia_bench.leaderboard.publish import records_from_trials, write_records
+
+    command = " ".join(["lsmia-bench submit", shlex.quote(options.defense), "--meta",
+                        shlex.quote(Path(options.meta_file).name), "--suite",
+                        shlex.quote(config.name),
+                        *(f"--set {shlex.quote(o)}" for o in options.overrides)])
+    records, skipped = records_from_trials(
+        run.trials, [run.record], config.model_dump(mode="json"), source=prepared.source,
+        overrides=list(options.overrides), command=[command],
+        planned={j.key for j in jobs}, status="submission-self-reported",
+        submission={"name": prepared.meta.name,
+                    "metadata": prepared.meta.model_dump(mode="json"), "defense": defense,
+                    "standard": not options.overrides},
+        only_targets=targets, results=_describe_store(run.invocation.tracking_uri))
+    for line in skipped:
+        log.warning("entry not written as a record: %s", line)
+    paths = write_records(records, ResultsLayout(options.results_dir).submissions / "entries")
+    for entry_path in paths:
+        log.info("entry record for the shared leaderboard: %s", entry_path)
+    return paths
 
 
 def submitted_keys(jobs: list[Any], reference: str) -> set[str]:
