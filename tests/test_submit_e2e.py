@@ -143,7 +143,7 @@ def test_record_holds_metadata_results_and_provenance(submitted):
 def test_submission_is_a_ranked_entry_on_a_fresh_board(run_cli, submitted, tmp_path):
     results, record = submitted
     site = tmp_path / "site"
-    built = run_cli("leaderboard", "build", "--results", results, "--out", site)
+    built = run_cli("leaderboard", "build", "--no-entries", "--results", results, "--out", site)
     assert built.code == 0, built.err
     index = (site / "index.html").read_text()
     rows = {row.get("data-entry"): row for row in _parse(index).iter("tr") if row.get("data-entry")}
@@ -193,7 +193,8 @@ def test_replace_keeps_history_and_reuses_results_of_the_same_code(run_cli, subm
     assert {t["status"] for t in new["trials"]} == {"cached"}
     assert new["submitted_targets"] == record["submitted_targets"]
     site = tmp_path / "site"
-    assert run_cli("leaderboard", "build", "--results", results, "--out", site).code == 0
+    assert run_cli("leaderboard", "build", "--no-entries", "--results", results, "--out",
+                   site).code == 0
     index = _text(_parse((site / "index.html").read_text()))
     assert "Confidence penalty v2" in index
     submit = _text(_parse((site / "submit.html").read_text()))
@@ -220,3 +221,21 @@ def test_record_alone_makes_an_entry_and_html_in_it_is_escaped(submitted):
             assert not any(a.get("href", "").startswith("javascript") for a in tree.iter("a"))
             assert not any(s.text and "alert" in s.text for s in tree.iter("script"))
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in files["submit.html"]
+
+
+def test_submit_writes_its_entries_as_leaderboard_records(submitted):
+    """The submitted setting as an entry record (the file a pull request adds to
+    leaderboard/entries/): valid, self-reported, naming the submission and its command."""
+    from lsmia_bench.leaderboard.entry_records import read_record
+
+    results, record = submitted
+    (path,) = (results / "submissions" / "entries" / "digits").glob("*.json")
+    entry = read_record(path)
+    (mine,) = [r for r in record["results"] if r["submitted"]]
+    assert entry.entry_id == mine["entry_id"] and entry.status == "submission-self-reported"
+    assert entry.submission is not None and entry.submission.name == "confidence_penalty"
+    assert entry.submission.standard is False and entry.config.overrides == TINY[1::2]
+    assert entry.config.hash == record["config"]["hash"]
+    assert entry.provenance.command[0].startswith("lsmia-bench submit confidence_penalty")
+    accuracy = entry.summary.target["test_accuracy"]
+    assert accuracy.mean == mine["target"]["test_accuracy"]["mean"]
