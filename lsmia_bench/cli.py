@@ -225,6 +225,13 @@ def submit(
         err_console.print("Submission not recorded: these trials did not finish:\n  "
                           + "\n  ".join(summary.failed), markup=False, highlight=False)
         raise typer.Exit(1)
+    problem = summary.run.tracking.problem if summary.run.tracking is not None else None
+    if problem:  # the trials are cached; recording waits for the store (docs/faults.md)
+        from lsmia_bench.benchmark.tracking import EXIT_TRACKING_INCOMPLETE
+
+        err_console.print(f"Submission not recorded: {problem}", markup=False,
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_TRACKING_INCOMPLETE)
     console.print(f"Recorded {summary.record_path} (wall time {elapsed:.1f} s).", markup=False,
                   highlight=False, soft_wrap=True)
     if summary.history_path:

@@ -193,6 +193,10 @@ def submit(options: SubmitOptions) -> SubmitSummary:
     failed += [f"{j.name}: not run" for j in jobs if j.key not in run.outcomes]
     if failed:
         return SubmitSummary(None, None, None, run, failed)
+    if run.tracking is not None and not run.tracking.complete:
+        # Not every trial reached the tracking store: a record now would lack them; the CLI
+        # says so (exit 3); submitting again once the store is back records it.
+        return SubmitSummary(None, None, None, run, [])
     from lsmia_bench.benchmark.context import resolve_device
 
     # The records the run logged to MLflow (the same mapping the leaderboard reads back
