@@ -8,10 +8,11 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from lsmia_bench.attacks.base import Attack, AttackOutput
-from lsmia_bench.attacks.losses import class_confidence
 from pydantic import Field
 from torch import nn
+
+from lsmia_bench.attacks.base import Attack, AttackOutput
+from lsmia_bench.attacks.losses import class_confidence
 
 log = logging.getLogger("lsmia_bench")
 

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import torch
-from lsmia_bench.attacks.base import Attack, AttackOutput, model_device
-from lsmia_bench.attacks.losses import class_confidence, total_variation
 from pydantic import Field, model_validator
 from torch import nn
+
+from lsmia_bench.attacks.base import Attack, AttackOutput, model_device
+from lsmia_bench.attacks.losses import class_confidence, total_variation
 
 
 class MIFace(Attack):

@@ -6,11 +6,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
-from lsmia_bench.attacks.base import Attack, AttackOutput, model_device
-from lsmia_bench.attacks.losses import class_confidence, poincare_loss
 from pydantic import Field, model_validator
 from torch import nn
 from torchvision.transforms import v2
+
+from lsmia_bench.attacks.base import Attack, AttackOutput, model_device
+from lsmia_bench.attacks.losses import class_confidence, poincare_loss
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 

@@ -7,9 +7,10 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from lsmia_bench.attacks.base import Attack, AttackOutput
 from pydantic import Field
 from torch import nn
+
+from lsmia_bench.attacks.base import Attack, AttackOutput
 
 
 class ToySGD(Attack):

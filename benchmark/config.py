@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from lsmia_bench.benchmark.jobs import content_hash
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from lsmia_bench.benchmark.jobs import content_hash
 from lsmia_bench.kernel.component import Component, build_component, user_error_from_validation
 from lsmia_bench.kernel.errors import UserError
 from lsmia_bench.kernel.registry import Registry, is_path_reference

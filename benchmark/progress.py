@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 import sys
 
-from lsmia_bench.benchmark.jobs import Job
-from lsmia_bench.benchmark.runner import Outcome
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from lsmia_bench.benchmark.jobs import Job
+from lsmia_bench.benchmark.runner import Outcome
 
 log = logging.getLogger("lsmia_bench")
 

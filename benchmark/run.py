@@ -25,7 +25,6 @@ from lsmia_bench.benchmark.runner import (
 )
 from lsmia_bench.benchmark.state import Invocation, InvocationStore, ResultsLock, now
 from lsmia_bench.benchmark.tracking import AsyncTracker, Tracker, TrackingResult
-
 from lsmia_bench.kernel.errors import UserError
 from lsmia_bench.kernel.records import (
     InvocationRecord,

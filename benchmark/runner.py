@@ -23,7 +23,6 @@ from typing import Any
 from lsmia_bench.benchmark.cache import ArtifactStore
 from lsmia_bench.benchmark.config import Resources
 from lsmia_bench.benchmark.jobs import STAGES, Job
-
 from lsmia_bench.kernel.errors import UserError
 
 log = logging.getLogger("lsmia_bench")
@@ -179,6 +178,8 @@ class StageRunner:
 
     def _run_tune(self, plan: _Plan, resources: Mapping[str, Resources]) -> None:
         # Ray Tune is imported only here: a fully cached re-run never pays for its import.
+        from ray import tune
+
         from lsmia_bench.benchmark.trial import tune_trainable
         from lsmia_bench.benchmark.tune_hooks import (
             DependencySearcher,
@@ -186,7 +187,6 @@ class StageRunner:
             trial_name,
             trial_resources,
         )
-        from ray import tune
 
         # Ray starts only when some job has work: a fully cached re-run never pays for it.
         init_ray(self.address)

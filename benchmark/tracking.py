@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from lsmia_bench.benchmark.runner import Outcome
-
 from lsmia_bench.kernel.errors import UserError
 from lsmia_bench.kernel.records import (
     InvocationRecord,
@@ -549,6 +548,7 @@ def _check_sqlite_schema(path: Path, uri: str, option: str) -> None:
 def _create_sqlite_store(path: Path, option: str) -> None:
     import mlflow.store.db.utils as db_utils
     import sqlalchemy
+
     from lsmia_bench.benchmark.preflight import disk_full_error, is_disk_full
 
     path.parent.mkdir(parents=True, exist_ok=True)

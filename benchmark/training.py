@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
+
 from lsmia_bench.benchmark.context import TaskContext
 from lsmia_bench.defenses.base import Defense, LossInputs
-from torch import nn
 
 Batches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from lsmia_bench.benchmark.cache import RESULT_FILE, ArtifactStore
 from lsmia_bench.benchmark.context import TaskContext, TaskResult, resolve_device
 from lsmia_bench.benchmark.jobs import Job
-
 from lsmia_bench.kernel.files import write_json_atomic
 from lsmia_bench.kernel.registry import is_path_reference, load_path_reference
 

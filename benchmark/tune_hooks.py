@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lsmia_bench.benchmark.jobs import Job
-from lsmia_bench.benchmark.runner import _DRIVER_SINKS, Outcome, _Plan
 from ray.tune import Callback, PlacementGroupFactory
 from ray.tune.search import Searcher
+
+from lsmia_bench.benchmark.jobs import Job
+from lsmia_bench.benchmark.runner import _DRIVER_SINKS, Outcome, _Plan
 
 
 def trial_name(trial: Any) -> str:

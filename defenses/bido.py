@@ -12,6 +12,9 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, field_validator, model_validator
+from torch import nn
+
 from lsmia_bench.defenses.base import Defense, LossInputs
 from lsmia_bench.defenses.dependence import (
     coco_from_centered,
@@ -20,8 +23,6 @@ from lsmia_bench.defenses.dependence import (
     kernel_matrix,
     normalized_hsic_from_resolvents,
 )
-from pydantic import Field, field_validator, model_validator
-from torch import nn
 
 #: (lambda_x, lambda_y) from the authors' README: CelebA with HSIC (0.05, 0.5) (also
 #: (0.05, 1.0) and (0.05, 2.5)); MNIST with COCO (1, 50).

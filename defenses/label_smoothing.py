@@ -11,8 +11,9 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from lsmia_bench.defenses.base import Defense, LossInputs
 from pydantic import Field, model_validator
+
+from lsmia_bench.defenses.base import Defense, LossInputs
 
 
 def smoothed_targets(targets: torch.Tensor, num_classes: int, alpha: float) -> torch.Tensor:

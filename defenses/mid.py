@@ -12,9 +12,10 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from lsmia_bench.defenses.base import Defense, LossInputs
 from pydantic import Field
 from torch import nn
+
+from lsmia_bench.defenses.base import Defense, LossInputs
 
 #: The authors compute std = softplus(s - 5): a small initial noise scale.
 STD_SHIFT = 5.0

@@ -26,6 +26,7 @@ from lsmia_bench.benchmark.metrics.uncertainty import (
     rank_groups,
     seed_interval,
 )
+from lsmia_bench.kernel.records import InvocationRecord, TrialRecord
 from lsmia_bench.leaderboard.columns import (
     RANKING_PRIVACY_METRICS,
     UTILITY_METRIC,
@@ -38,8 +39,6 @@ from lsmia_bench.leaderboard.entry_records import entry_id as record_entry_id
 from lsmia_bench.leaderboard.ranking import Point, leakage, rank_order
 from lsmia_bench.leaderboard.records import Snapshot, latest_per_job
 from lsmia_bench.leaderboard.submissions import Submission, merge_trials, parse_all, submission_for
-
-from lsmia_bench.kernel.records import InvocationRecord, TrialRecord
 
 #: Where an architecture may be recorded, first match wins (labels, then spec keys).
 ARCHITECTURE_KEYS = ("architecture", "model.architecture", "model.name", "model.arch", "model",

@@ -24,6 +24,8 @@ from typing import Any
 
 import jinja2
 import pandas as pd
+
+from lsmia_bench.kernel.errors import UserError
 from lsmia_bench.leaderboard.board import Board, make_board
 from lsmia_bench.leaderboard.columns import FIXED_COLUMNS, format_value
 from lsmia_bench.leaderboard.entry_records import read_folder
@@ -42,8 +44,6 @@ from lsmia_bench.leaderboard.views import (
     suite_view,
     trial_rows,
 )
-
-from lsmia_bench.kernel.errors import UserError
 
 log = logging.getLogger("lsmia_bench")
 

@@ -12,9 +12,8 @@ import math
 from dataclasses import dataclass
 
 from lsmia_bench.benchmark.metrics import METRICS
-from lsmia_bench.leaderboard.ranking import RANKING_PRIVACY_METRICS  # noqa: F401 - board.py
-
 from lsmia_bench.kernel.metrics import Direction, MetricSpec, Unit
+from lsmia_bench.leaderboard.ranking import RANKING_PRIVACY_METRICS  # noqa: F401 - board.py
 
 Better = Direction
 Format = Unit

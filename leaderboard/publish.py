@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from lsmia_bench.benchmark.metrics.uncertainty import BootstrapSettings, Difference
+from lsmia_bench.kernel.errors import UserError
+from lsmia_bench.kernel.files import write_bytes_atomic
+from lsmia_bench.kernel.records import InvocationRecord, TrialRecord
 from lsmia_bench.leaderboard.board import Entry, Stat, SuiteBoard, bootstrap_settings, make_board
 from lsmia_bench.leaderboard.columns import UTILITY_METRIC
 from lsmia_bench.leaderboard.entry_records import (
@@ -34,10 +37,6 @@ from lsmia_bench.leaderboard.entry_records import (
     sealed,
 )
 from lsmia_bench.leaderboard.records import Snapshot, latest_per_job
-
-from lsmia_bench.kernel.errors import UserError
-from lsmia_bench.kernel.files import write_bytes_atomic
-from lsmia_bench.kernel.records import InvocationRecord, TrialRecord
 
 log = logging.getLogger("lsmia_bench")
 

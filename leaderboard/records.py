@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lsmia_bench.leaderboard.entry_records import EntryRecord
-
 from lsmia_bench.kernel.records import (
     Artifact,
     InvocationRecord,
@@ -27,6 +25,7 @@ from lsmia_bench.kernel.records import (
     suite_of,
     trial_from_mlflow,
 )
+from lsmia_bench.leaderboard.entry_records import EntryRecord
 
 log = logging.getLogger("lsmia_bench")
 

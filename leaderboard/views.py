@@ -12,6 +12,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from lsmia_bench.benchmark.metrics.uncertainty import Difference
+from lsmia_bench.kernel.records import Artifact, TrialRecord
 from lsmia_bench.leaderboard.board import Entry, Stat, SuiteBoard
 from lsmia_bench.leaderboard.charts import Chart, TradeoffPoint, line_chart, tradeoff_chart
 from lsmia_bench.leaderboard.columns import (
@@ -26,8 +27,6 @@ from lsmia_bench.leaderboard.columns import (
 )
 from lsmia_bench.leaderboard.records import MAX_IMAGE_BYTES
 from lsmia_bench.leaderboard.submissions import Submission
-
-from lsmia_bench.kernel.records import Artifact, TrialRecord
 
 
 @dataclass

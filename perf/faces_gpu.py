@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from lsmia_bench.benchmark.context import TaskContext, resolve_device
 from lsmia_bench.benchmark.data.fake_faces import make_fake_facescrub
 

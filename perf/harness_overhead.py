@@ -11,6 +11,7 @@ import copy
 
 import torch
 import torch.nn.functional as F
+
 from lsmia_bench.attacks.gmi import GMI
 from lsmia_bench.attacks.priors.base import GeneratorPrior
 from lsmia_bench.attacks.priors.nets import ImageGenerator, WGANCritic
@@ -19,7 +20,6 @@ from lsmia_bench.benchmark.data.images import load_image_splits
 from lsmia_bench.benchmark.models import build_classifier
 from lsmia_bench.benchmark.training import train_classifier
 from lsmia_bench.defenses.none import NoDefense
-
 from perf.common import interleaved_best, write_result
 
 DIGITS = {"source": "digits", "private_classes": [0, 1, 2, 3, 4],

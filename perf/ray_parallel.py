@@ -15,7 +15,6 @@ from lsmia_bench.benchmark.cache import ArtifactStore
 from lsmia_bench.benchmark.config import Resources
 from lsmia_bench.benchmark.pipelines.toy import ToyConfig, ToyPipeline
 from lsmia_bench.benchmark.runner import StageRunner, init_ray
-
 from perf.common import write_result
 
 

@@ -22,6 +22,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 def ray_cluster():
     """One local Ray instance shared by every test that runs trials; yields its GCS address."""
     import ray
+
     from lsmia_bench.benchmark.runner import init_ray
 
     init_ray(None, num_cpus=2)

@@ -11,6 +11,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from lsmia_bench.attacks import ATTACKS
 from lsmia_bench.attacks.base import Attack
 from lsmia_bench.attacks.gmi import GMI
@@ -21,8 +23,6 @@ from lsmia_bench.attacks.ppa import PPA, final_selection, initial_selection
 from lsmia_bench.attacks.priors.base import GeneratorPrior
 from lsmia_bench.attacks.priors.kedmi import train_kedmi_gan
 from lsmia_bench.attacks.priors.wgan_gp import train_wgan_gp
-from torch import nn
-
 from lsmia_bench.kernel.component import build_component
 from lsmia_bench.kernel.errors import UserError
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from lsmia_bench.attacks import ATTACKS
 from lsmia_bench.benchmark.config import ComponentSpec, build_components
-
 from lsmia_bench.kernel.errors import UserError
 
 HEADER = """

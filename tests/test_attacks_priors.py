@@ -9,6 +9,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
 from lsmia_bench.attacks.grids import save_prior_samples, save_reconstruction_grid
 from lsmia_bench.attacks.priors import PRIORS, GeneratorPrior, adapt_images, load_trained_prior
 from lsmia_bench.attacks.priors.kedmi import (
@@ -20,9 +23,6 @@ from lsmia_bench.attacks.priors.kedmi import (
 from lsmia_bench.attacks.priors.nets import ImageGenerator, KPlusOneDiscriminator, WGANCritic
 from lsmia_bench.attacks.priors.wgan_gp import gradient_penalty, train_wgan_gp
 from lsmia_bench.benchmark.metrics.privacy import frechet_distance
-from PIL import Image
-from torch import nn
-
 from lsmia_bench.kernel.registry import import_reference
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from lsmia_bench.benchmark.cache import DAMAGED_DIR, ArtifactStore
 
 pytestmark = pytest.mark.slow

@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import pytest
+
 from lsmia_bench import __version__
 from lsmia_bench.attacks import ATTACKS
 from lsmia_bench.defenses import DEFENSES

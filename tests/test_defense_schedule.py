@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from lsmia_bench.benchmark.config import ComponentSpec, build_components
 from lsmia_bench.benchmark.context import TaskContext
 from lsmia_bench.benchmark.pipelines.image_tasks import train_image_classifier

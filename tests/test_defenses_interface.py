@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+
 from lsmia_bench.benchmark.context import TaskContext
 from lsmia_bench.benchmark.data.blobs import toy_blobs
 from lsmia_bench.benchmark.metrics.utility import accuracy

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from lsmia_bench.defenses.dependence import (
     centering_matrix,
     coco,

@@ -8,9 +8,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from lsmia_bench.benchmark.config import ComponentSpec, build_components
 from lsmia_bench.defenses import DEFENSES
-
 from lsmia_bench.kernel.errors import UserError
 
 README = Path(__file__).resolve().parents[1] / "docs" / "extending.md"

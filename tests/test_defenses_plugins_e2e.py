@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from lsmia_bench.defenses import DEFENSES
 from mlflow.tracking import MlflowClient
+
+from lsmia_bench.defenses import DEFENSES
 
 pytestmark = pytest.mark.slow
 

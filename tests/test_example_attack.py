@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
+
 from lsmia_bench.attacks import ATTACKS
 from lsmia_bench.benchmark.config import ComponentSpec, build_components
-from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "random_search_attack" / "random_search.py"

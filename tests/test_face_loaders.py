@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import ConcatDataset
+from torchvision.datasets import ImageFolder
+
 from lsmia_bench.benchmark.data.celeba import CELEBA_URL, load_celeba, most_frequent_identities
 from lsmia_bench.benchmark.data.face_folders import (
     dataloader_batches,
@@ -24,9 +27,6 @@ from lsmia_bench.benchmark.data.fake_faces import (
     make_fake_facescrub,
     make_fake_public_faces,
 )
-from torch.utils.data import ConcatDataset
-from torchvision.datasets import ImageFolder
-
 from lsmia_bench.kernel.errors import UserError
 
 FACESCRUB_COUNTS = [3, 5, 4, 6, 2, 7, 3]  # 4 actors, 3 actresses, 30 images

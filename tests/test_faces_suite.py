@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from lsmia_bench.benchmark.data.fake_faces import make_fake_facescrub
 from mlflow.tracking import MlflowClient
+
+from lsmia_bench.benchmark.data.fake_faces import make_fake_facescrub
 
 TARGET_METRICS = {"test_accuracy", "ece", "class_separation", "final_train_accuracy"}
 ATTACK_METRICS = {"attack_acc1", "attack_acc5", "delta_eval", "delta_face", "fid", "xi",

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from lsmia_bench.attacks.priors.stylegan import ModuleGeneratorPrior, StyleGANPrior
 from lsmia_bench.attacks.priors.supplied import build_supplied_prior, check_supplied_prior
 from lsmia_bench.benchmark.context import TaskContext
@@ -30,8 +32,6 @@ from lsmia_bench.benchmark.data.fake_faces import make_fake_facescrub
 from lsmia_bench.benchmark.metrics.evaluate import PrivateData, evaluate_attack
 from lsmia_bench.benchmark.models import ARCHITECTURES, build_classifier
 from lsmia_bench.benchmark.pipelines.faces import SuppliedPrior
-from torch import nn
-
 from lsmia_bench.kernel.attack_output import AttackOutput
 from lsmia_bench.kernel.errors import UserError
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import torch
+from PIL import Image
+
 from lsmia_bench.attacks.grids import save_reconstruction_grid
 from lsmia_bench.benchmark.embedding import save_embedding_figure
-from PIL import Image
 
 
 def _grid(tmp_path, per_attack: int):

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from lsmia_bench.attacks.base import Attack
 from lsmia_bench.attacks.ppa import PPA
 from lsmia_bench.attacks.priors.base import GeneratorPrior
@@ -24,8 +26,6 @@ from lsmia_bench.attacks.priors.stylegan import (
 )
 from lsmia_bench.attacks.priors.tiny_stylegan import TinyStyleGAN
 from lsmia_bench.benchmark.models.cnn import SmallCNN
-from torch import nn
-
 from lsmia_bench.kernel.errors import UserError
 
 

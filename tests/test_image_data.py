@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from lsmia_bench.benchmark.data.augment import augment_images, shuffled_batches
 from lsmia_bench.benchmark.data.digits import digits_arrays, load_digits_splits
 from lsmia_bench.benchmark.data.images import load_image_splits
 from lsmia_bench.benchmark.data.olivetti import load_olivetti_splits, olivetti_arrays
-
 from lsmia_bench.kernel.errors import UserError
 
 

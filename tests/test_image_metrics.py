@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from lsmia_bench.benchmark.metrics.utility import class_separation, expected_calibration_error
 
 

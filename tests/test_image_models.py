@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from lsmia_bench.benchmark.models import ARCHITECTURES, build_classifier
-from lsmia_bench.benchmark.training import capture_features
 from torch import nn
 
+from lsmia_bench.benchmark.models import ARCHITECTURES, build_classifier
+from lsmia_bench.benchmark.training import capture_features
 from lsmia_bench.kernel.errors import UserError
 
 SMALL = {"cnn": {"channels": [8, 16], "feature_dim": 24}, "resnet": {"width": 8},

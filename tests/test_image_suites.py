@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from lsmia_bench.defenses.label_smoothing import negative_label_smoothing_schedule
 from mlflow.tracking import MlflowClient
+
+from lsmia_bench.defenses.label_smoothing import negative_label_smoothing_schedule
 
 METRICS = {"test_accuracy", "ece", "class_separation", "fit_time_s", "final_train_accuracy"}
 CURVES = ("train_loss", "train_accuracy", "test_accuracy_by_epoch")

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+
 from lsmia_bench.benchmark.context import TaskContext
 from lsmia_bench.benchmark.data.images import load_image_splits
 from lsmia_bench.benchmark.pipelines.image_tasks import (

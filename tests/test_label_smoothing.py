@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+
 from lsmia_bench.defenses.base import LossInputs
 from lsmia_bench.defenses.label_smoothing import (
     LabelSmoothing,

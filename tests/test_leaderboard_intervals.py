@@ -13,15 +13,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
 from lsmia_bench.benchmark.metrics.uncertainty import (
     BootstrapSettings,
     paired_seed_difference,
     seed_interval,
 )
-from lsmia_bench.leaderboard.board import NEEDS_SEEDS, make_board
-from lsmia_bench.leaderboard.build import render_site
-from lsmia_bench.leaderboard.records import Snapshot
-
 from lsmia_bench.kernel.records import (
     InvocationRecord,
     TrialRecord,
@@ -29,6 +26,9 @@ from lsmia_bench.kernel.records import (
     invocation_to_mlflow,
     trial_to_mlflow,
 )
+from lsmia_bench.leaderboard.board import NEEDS_SEEDS, make_board
+from lsmia_bench.leaderboard.build import render_site
+from lsmia_bench.leaderboard.records import Snapshot
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

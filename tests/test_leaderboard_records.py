@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from lsmia_bench.leaderboard.board import make_board
 from lsmia_bench.leaderboard.entry_records import (
     RecordError,

@@ -8,6 +8,8 @@ import statistics
 
 import html5lib
 import pytest
+
+from lsmia_bench.kernel.errors import UserError
 from lsmia_bench.leaderboard.board import make_board
 from lsmia_bench.leaderboard.build import _check_out, render_site
 from lsmia_bench.leaderboard.charts import line_chart, nice_ticks
@@ -19,8 +21,6 @@ from lsmia_bench.leaderboard.records import (
     latest_per_job,
     read_submissions,
 )
-
-from lsmia_bench.kernel.errors import UserError
 
 EVIL = "<script>alert(1)</script>"
 

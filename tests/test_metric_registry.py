@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+
 from lsmia_bench.benchmark.config import validate_suite
 from lsmia_bench.benchmark.metrics import METRICS
 from lsmia_bench.benchmark.metrics.evaluate import PrivateData, evaluate_attack
 from lsmia_bench.benchmark.pipelines.image import ImageConfig
 from lsmia_bench.benchmark.pipelines.toy import ToyConfig
-from lsmia_bench.leaderboard.columns import ATTACK_METRICS, TARGET_METRICS, metric_info
-from lsmia_bench.leaderboard.ranking import RANKING_PRIVACY_METRICS
-from torch import nn
-
 from lsmia_bench.kernel.attack_output import AttackOutput
 from lsmia_bench.kernel.errors import UserError
 from lsmia_bench.kernel.metrics import Setting
+from lsmia_bench.leaderboard.columns import ATTACK_METRICS, TARGET_METRICS, metric_info
+from lsmia_bench.leaderboard.ranking import RANKING_PRIVACY_METRICS
 
 PIPELINES = {"image", "faces", "toy"}
 

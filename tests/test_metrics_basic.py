@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from lsmia_bench.benchmark.metrics.attack import gradient_stability, nearest_distance
 from lsmia_bench.benchmark.metrics.utility import (
     accuracy,

@@ -7,6 +7,7 @@ from contextlib import nullcontext
 
 import pytest
 import torch
+
 from lsmia_bench.benchmark.context import TaskContext
 from lsmia_bench.benchmark.models import build_classifier
 from lsmia_bench.benchmark.training import (

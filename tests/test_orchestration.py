@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+
 from lsmia_bench.benchmark.cache import ArtifactStore
 from lsmia_bench.benchmark.config import Resources
 from lsmia_bench.benchmark.jobs import STAGES, Job

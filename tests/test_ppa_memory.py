@@ -9,6 +9,8 @@ import gc
 
 import pytest
 import torch
+from torch import nn
+
 from lsmia_bench.attacks.ppa import (
     PPA,
     _confidence,
@@ -20,8 +22,6 @@ from lsmia_bench.attacks.ppa import (
 )
 from lsmia_bench.attacks.priors.base import GeneratorPrior
 from lsmia_bench.benchmark.models import build_classifier
-from torch import nn
-
 from lsmia_bench.kernel.attack_output import AttackOutput
 
 IMAGE = (3, 12, 12)  # a shape no other fixture uses, so live images can be counted by shape

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from lsmia_bench.benchmark.metrics.face import (
     FACENET_WEIGHTS,
     delta_face,
@@ -24,8 +26,6 @@ from lsmia_bench.benchmark.metrics.privacy import (
     nearest_class_distances,
     prdc,
 )
-from torch import nn
-
 from lsmia_bench.kernel.errors import UserError
 
 
@@ -231,7 +231,6 @@ def test_evaluate_attack_on_a_perfect_attack():
     """Reconstructions equal to the private training points of the attacked classes: delta 0,
     FID 0, full precision/recall/coverage, and Acc@1 = the evaluation model's own accuracy."""
     from lsmia_bench.benchmark.metrics.evaluate import PrivateData, evaluate_attack
-
     from lsmia_bench.kernel.attack_output import AttackOutput
 
     train, train_labels = blobs(70, seed=0)  # 210 per side: PRDC needs 200

@@ -9,8 +9,6 @@ import math
 from lsmia_bench.benchmark.jobs import Job
 from lsmia_bench.benchmark.runner import Outcome
 from lsmia_bench.benchmark.tracking import Tracker
-from lsmia_bench.leaderboard.records import read_invocation, read_snapshot
-
 from lsmia_bench.kernel.records import (
     InvocationRecord,
     ResultsLayout,
@@ -21,6 +19,7 @@ from lsmia_bench.kernel.records import (
     trial_from_result,
     trial_to_mlflow,
 )
+from lsmia_bench.leaderboard.records import read_invocation, read_snapshot
 
 
 def full_trial() -> TrialRecord:

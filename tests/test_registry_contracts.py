@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
+
 from lsmia_bench.attacks import ATTACKS, Attack
 from lsmia_bench.attacks.priors import PRIORS, PriorKind
 from lsmia_bench.benchmark.plugin_check import check_attack, check_defense

@@ -16,6 +16,7 @@ from pathlib import Path
 import html5lib
 import pytest
 import yaml
+
 from lsmia_bench.leaderboard.board import make_board
 from lsmia_bench.leaderboard.build import render_site
 from lsmia_bench.leaderboard.records import Snapshot

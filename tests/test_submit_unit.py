@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from lsmia_bench.benchmark.cache import ArtifactStore
 
+from lsmia_bench.benchmark.cache import ArtifactStore
 from lsmia_bench.kernel.errors import UserError
 from lsmia_bench.kernel.files import write_json_atomic
 from lsmia_bench.submission.record import existing_records, record_path, write_record

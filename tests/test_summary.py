@@ -7,10 +7,11 @@ import io
 
 import pandas as pd
 import pytest
+from rich.console import Console
+
 from lsmia_bench.benchmark.pipelines.aggregate import Entry, short_labels
 from lsmia_bench.benchmark.pipelines.base import Report
 from lsmia_bench.benchmark.summary import print_summary
-from rich.console import Console
 
 ENTRIES = ["none", "LS +0.1", "LS +0.05", "LS -0.05", "MID 0.003", "MID 0.01", "BiDO",
            "(evaluation model)"]

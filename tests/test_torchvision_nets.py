@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torchvision import models
+
 from lsmia_bench.benchmark.models import contract_problems
 from lsmia_bench.benchmark.models.torchvision_nets import (
     TORCHVISION_ARCHITECTURES,
@@ -15,8 +17,6 @@ from lsmia_bench.benchmark.models.torchvision_nets import (
     imagenet_weights_file,
 )
 from lsmia_bench.benchmark.training import capture_features
-from torchvision import models
-
 from lsmia_bench.kernel.errors import UserError
 
 

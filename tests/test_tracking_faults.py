@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+
 from lsmia_bench.benchmark.jobs import Job
 from lsmia_bench.benchmark.runner import Outcome
 from lsmia_bench.benchmark.state import Invocation, InvocationStore
 from lsmia_bench.benchmark.tracking import AsyncTracker, Tracker, prepare_sqlite_store
-
 from lsmia_bench.kernel.errors import UserError
 from lsmia_bench.kernel.records import ResultsLayout, Tag
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
+
 from lsmia_bench.benchmark.metrics.uncertainty import (
     BootstrapSettings,
     Interval,
@@ -16,7 +18,6 @@ from lsmia_bench.benchmark.metrics.uncertainty import (
     stratified_mean_interval,
     verdict,
 )
-from scipy import stats
 
 SETTINGS = BootstrapSettings(level=0.95, resamples=2000, seed=7)
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
+
 from lsmia_bench.benchmark.metrics.intervals import (
     PER_RECONSTRUCTION_FILE,
     PER_TEST_IMAGE_FILE,
@@ -25,7 +27,6 @@ from lsmia_bench.benchmark.metrics.uncertainty import (
     stratified_difference,
     stratified_mean_interval,
 )
-from mlflow.tracking import MlflowClient
 
 TINY = [
     "--set", "training.epochs=2",
@@ -141,8 +142,9 @@ def test_intervals_from_trials_to_the_report(run_cli, ray_cluster, tmp_path):
     assert np.isfinite(rows.loc["none", "test_accuracy_ci_low"])
 
     # The summary of the real report at 100 columns: nothing cut.
-    from lsmia_bench.benchmark.summary import summary_tables
     from rich.console import Console
+
+    from lsmia_bench.benchmark.summary import summary_tables
 
     console = Console(width=100, file=io.StringIO(), record=True)
     for out in summary_tables(table, {"ppa_acc1": "PPA Acc@1"}, "digits", 100):

@@ -19,7 +19,6 @@ from lsmia_bench.attacks.priors.base import (
     adapt_images,
     load_trained_prior,
 )
-
 from lsmia_bench.kernel.errors import UserError
 from lsmia_bench.kernel.registry import (
     Registry,

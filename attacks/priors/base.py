@@ -28,9 +28,9 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from lsmia_bench.attacks.priors.nets import ImageGenerator, KPlusOneDiscriminator, WGANCritic
 from torch import nn
 
+from lsmia_bench.attacks.priors.nets import ImageGenerator, KPlusOneDiscriminator, WGANCritic
 from lsmia_bench.kernel.files import write_json_atomic
 
 DiscriminatorKind = Literal["wgan", "kplus1"]

@@ -22,10 +22,11 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from lsmia_bench.attacks.priors.base import TrainedPrior, adapt_images, log_sum_exp
 from lsmia_bench.attacks.priors.nets import ImageGenerator, KPlusOneDiscriminator
 from lsmia_bench.attacks.priors.wgan_gp import Progress, prepare_public_images, sample_batch
-from torch import nn
 
 log = logging.getLogger("lsmia_bench")
 

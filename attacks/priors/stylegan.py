@@ -32,9 +32,9 @@ from typing import Any
 
 import torch
 import torchvision.transforms.v2.functional as TF
-from lsmia_bench.attacks.priors.base import DiscriminatorKind, GeneratorPrior
 from torch import nn
 
+from lsmia_bench.attacks.priors.base import DiscriminatorKind, GeneratorPrior
 from lsmia_bench.kernel.errors import UserError
 from lsmia_bench.kernel.registry import import_reference, is_path_reference, load_path_reference
 

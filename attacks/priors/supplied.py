@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from lsmia_bench.attacks.priors.base import GeneratorPrior
 from lsmia_bench.attacks.priors.stylegan import (
     ModuleGeneratorPrior,
@@ -26,7 +27,6 @@ from lsmia_bench.attacks.priors.stylegan import (
     stylegan_prior_from_checkpoint,
     stylegan_problems,
 )
-
 from lsmia_bench.kernel.errors import UserError
 
 STYLEGAN_OPTIONS = ("truncation_psi", "truncation_cutoff", "single_w", "center_crop")

@@ -13,9 +13,10 @@ import logging
 from collections.abc import Callable
 
 import torch
+from torch import nn
+
 from lsmia_bench.attacks.priors.base import TrainedPrior, adapt_images
 from lsmia_bench.attacks.priors.nets import ImageGenerator, WGANCritic
-from torch import nn
 
 log = logging.getLogger("lsmia_bench")
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
+
 from lsmia_bench.benchmark.data.splits import ImageSplits, split_private_public
 
 DIGITS_MAX = 16.0  # pixel values of load_digits are integers 0..16

@@ -20,6 +20,8 @@ import logging
 import os
 from pathlib import Path
 
+from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+
 from lsmia_bench.benchmark.data.face_folders import (
     FaceSplits,
     data_error,
@@ -27,7 +29,6 @@ from lsmia_bench.benchmark.data.face_folders import (
     paper_split,
     require_root,
 )
-from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 
 log = logging.getLogger("lsmia_bench")
 

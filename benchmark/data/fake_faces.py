@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
+
 from lsmia_bench.benchmark.data.celeba import IDENTITY_FILE, IMAGE_FOLDER
 from lsmia_bench.benchmark.data.facescrub import GROUPS
-from PIL import Image, ImageDraw
 
 FIRST_NAMES = ["Aaron", "Adam", "Alec", "Amy", "Angela", "Anne", "Ben", "Bill", "Bruce", "Cate",
                "Chris", "Dana", "Emma", "Ewan", "Gina", "Hugh", "Jada", "Kate", "Leah", "Mila"]

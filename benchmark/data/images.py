@@ -16,7 +16,6 @@ from lsmia_bench.benchmark.data.splits import (
     resize_images,
     split_private_public,
 )
-
 from lsmia_bench.kernel.errors import UserError
 
 # Re-exported: callers keep importing the splits' types and helpers from here.

@@ -14,8 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from lsmia_bench.benchmark.data.splits import ImageSplits, split_private_public
 
+from lsmia_bench.benchmark.data.splits import ImageSplits, split_private_public
 from lsmia_bench.kernel.errors import UserError
 
 OLIVETTI_FILE = "olivetti_py3.pkz"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from lsmia_bench.benchmark.metrics.registry import METRICS
-
 from lsmia_bench.kernel.metrics import MetricSpec
 
 for _spec in [

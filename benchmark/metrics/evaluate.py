@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from torch import nn
+
 from lsmia_bench.benchmark.metrics import METRICS
 from lsmia_bench.benchmark.metrics.face import facenet_weights_note, find_facenet_weights
 from lsmia_bench.benchmark.metrics.features import (
@@ -32,8 +34,6 @@ from lsmia_bench.benchmark.metrics.uncertainty import (
     stratified_interval,
     stratified_mean_interval,
 )
-from torch import nn
-
 from lsmia_bench.kernel.attack_output import AttackOutput
 from lsmia_bench.kernel.metrics import Setting, evaluate
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from lsmia_bench.benchmark.metrics.features import find_weights
 from lsmia_bench.benchmark.metrics.privacy import nearest_class_distances
-from torch import nn
 
 log = logging.getLogger("lsmia_bench")
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from lsmia_bench.benchmark.metrics.uncertainty import BootstrapSettings, Interval
 
 CI_LOW, CI_HIGH, N = "_ci_low", "_ci_high", "_n"

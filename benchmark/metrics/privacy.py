@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lsmia_bench.benchmark.metrics.attack import gradient_stability
-from lsmia_bench.benchmark.metrics.registry import METRICS
-from lsmia_bench.benchmark.metrics.utility import top_k_accuracy, top_k_hits
 from scipy import linalg
 from torch import nn
 
+from lsmia_bench.benchmark.metrics.attack import gradient_stability
+from lsmia_bench.benchmark.metrics.registry import METRICS
+from lsmia_bench.benchmark.metrics.utility import top_k_accuracy, top_k_hits
 from lsmia_bench.kernel.metrics import (
     MetricMissing,
     Setting,

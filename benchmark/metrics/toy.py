@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from lsmia_bench.benchmark.metrics.attack import nearest_distance
 from lsmia_bench.benchmark.metrics.registry import METRICS
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-from lsmia_bench.benchmark.metrics.registry import METRICS
 
+from lsmia_bench.benchmark.metrics.registry import METRICS
 from lsmia_bench.kernel.metrics import MetricSpec, docstring_formula
 
 

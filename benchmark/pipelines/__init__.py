@@ -5,7 +5,6 @@ adding a YAML file in ``configs/``.
 """
 
 from lsmia_bench.benchmark.pipelines.base import Pipeline, Report
-
 from lsmia_bench.kernel.registry import Registry
 
 PIPELINES: Registry[type[Pipeline]] = Registry(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from lsmia_bench.benchmark.metrics.intervals import (
     PER_RECONSTRUCTION_FILE,
     read_per_unit,

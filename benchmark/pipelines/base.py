@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import pandas as pd
+
 from lsmia_bench.benchmark.config import SuiteConfig
 
 if TYPE_CHECKING:

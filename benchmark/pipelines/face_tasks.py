@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from lsmia_bench.attacks import ATTACKS
 from lsmia_bench.attacks.grids import save_prior_samples
 from lsmia_bench.attacks.priors.supplied import build_supplied_prior

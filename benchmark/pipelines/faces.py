@@ -15,6 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from pydantic import AfterValidator, Field
+
 from lsmia_bench.attacks import ATTACKS
 from lsmia_bench.attacks.priors.supplied import (
     check_supplied_prior,
@@ -33,8 +35,6 @@ from lsmia_bench.benchmark.pipelines.image import (
     plan_targets,
 )
 from lsmia_bench.defenses import DEFENSES
-from pydantic import AfterValidator, Field
-
 from lsmia_bench.kernel.errors import UserError
 
 TRAIN_TASK = "lsmia_bench.benchmark.pipelines.face_tasks:train_face_classifier"
@@ -160,6 +160,7 @@ class FacesPipeline(ImagePipeline):
 
     def check(self, config: FacesConfig) -> None:  # type: ignore[override]
         import torch
+
         from lsmia_bench.benchmark.data.face_suite import load_face_splits
         from lsmia_bench.benchmark.models import build_classifier
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
+from pydantic import Field, field_validator
+
 from lsmia_bench.attacks import ATTACKS
 from lsmia_bench.attacks.priors import PRIORS
 from lsmia_bench.benchmark.config import Strict, SuiteConfig, build_components
@@ -23,8 +25,6 @@ from lsmia_bench.benchmark.jobs import Job
 from lsmia_bench.benchmark.metrics import METRICS
 from lsmia_bench.benchmark.pipelines.base import Pipeline, Report
 from lsmia_bench.defenses import DEFENSES
-from pydantic import Field, field_validator
-
 from lsmia_bench.kernel.errors import UserError
 from lsmia_bench.kernel.metrics import known_metrics
 
@@ -305,6 +305,7 @@ class ImagePipeline(Pipeline):
 
     def check(self, config: ImageConfig) -> None:
         import torch
+
         from lsmia_bench.benchmark.data.images import load_image_splits
         from lsmia_bench.benchmark.models import build_classifier
 
@@ -522,6 +523,7 @@ def draw_embeddings(jobs: list[Job], outcomes: dict, out_dir: Path, suite: str) 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from lsmia_bench.benchmark.embedding import PROJECTION_TITLES, PROJECTIONS, draw_embedding
 
     done = [j for j in jobs if j.stage == "targets" and outcomes.get(j.key)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from lsmia_bench.attacks import ATTACKS
 from lsmia_bench.attacks.grids import save_prior_samples, save_reconstruction_grid
 from lsmia_bench.attacks.priors import PRIORS, TrainedPrior, load_trained_prior
@@ -32,7 +33,6 @@ from lsmia_bench.benchmark.metrics.intervals import (
 )
 from lsmia_bench.benchmark.models import build_classifier
 from lsmia_bench.benchmark.pipelines.image_tasks import load_image_classifier
-
 from lsmia_bench.kernel.attack_output import AttackOutput
 
 #: Most points of a curve logged to MLflow (GAN loss curves have thousands of steps).

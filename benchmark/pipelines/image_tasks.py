@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
 from lsmia_bench.benchmark.context import TaskContext, TaskResult, seed_everything
 from lsmia_bench.benchmark.data.augment import augment_images, shuffled_batches
 from lsmia_bench.benchmark.data.images import ImageSplits, load_image_splits
@@ -41,7 +43,6 @@ from lsmia_bench.benchmark.metrics.utility import (
 from lsmia_bench.benchmark.models import build_classifier
 from lsmia_bench.benchmark.training import TrainingHistory, predict, train_classifier
 from lsmia_bench.defenses import DEFENSES, Defense
-from torch import nn
 
 MODEL_FILE = "model.pt"
 MODEL_SPEC_FILE = "model.json"

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import pandas as pd
 import torch
+from pydantic import Field, field_validator
+
 from lsmia_bench.attacks import ATTACKS
 from lsmia_bench.benchmark.config import ComponentSpec, Strict, SuiteConfig, build_components
 from lsmia_bench.benchmark.context import TaskContext, TaskResult, seed_everything
@@ -27,8 +29,6 @@ from lsmia_bench.benchmark.models.mlp import ToyMLP
 from lsmia_bench.benchmark.pipelines.base import Pipeline, Report
 from lsmia_bench.benchmark.training import predict, train_classifier
 from lsmia_bench.defenses import DEFENSES
-from pydantic import Field, field_validator
-
 from lsmia_bench.kernel.metrics import Setting, evaluate, known_metrics
 
 

@@ -10,8 +10,9 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from lsmia_bench.defenses import Defense, LossInputs
 from pydantic import Field
+
+from lsmia_bench.defenses import Defense, LossInputs
 
 
 def confidence_penalty_loss(logits: torch.Tensor, targets: torch.Tensor,

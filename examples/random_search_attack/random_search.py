@@ -12,10 +12,11 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from lsmia_bench.attacks import Attack, AttackOutput
-from lsmia_bench.attacks.base import model_device
 from pydantic import Field
 from torch import nn
+
+from lsmia_bench.attacks import Attack, AttackOutput
+from lsmia_bench.attacks.base import model_device
 
 
 class RandomSearch(Attack):
