@@ -7,7 +7,14 @@ import logging
 import sys
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from lsmia_bench.benchmark.jobs import Job
 from lsmia_bench.benchmark.runner import Outcome
@@ -38,11 +45,15 @@ class ProgressView:
                  ", ".join(f"{n} {stage}" for stage, n in self._total.items()))
         if self.live:
             self.stop()
+            # The ETA comes from the rate at which trials of the stage have finished; the
+            # display is transient: the log lines stay, the bars go when the run ends.
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                      TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                                      console=self.console, transient=False)
+                                      TextColumn("{task.fields[count]}"), TimeElapsedColumn(),
+                                      TextColumn("ETA"), TimeRemainingColumn(),
+                                      console=self.console, transient=True)
             self._progress.start()
-            self._stage_tasks = {stage: self._progress.add_task(f"[bold]{stage}", total=n)
+            self._stage_tasks = {stage: self._progress.add_task(f"[bold]{stage}", total=n,
+                                                                count=f"0/{n}")
                                  for stage, n in self._total.items()}
             self._trial_tasks = {}
 
@@ -50,9 +61,9 @@ class ProgressView:
         if self._progress is not None:
             task = self._trial_tasks.get(job.key)
             if task is None:
-                task = self._progress.add_task(f"  {job.name}", total=1.0)
+                task = self._progress.add_task(f"  {job.name}", total=1.0, count="")
                 self._trial_tasks[job.key] = task
-            self._progress.update(task, completed=fraction)
+            self._progress.update(task, completed=fraction, count=f"{fraction:.0%}")
             return
         quarter = int(fraction * 4)
         if quarter > self._logged_quarter.get(job.key, -1) and quarter < 4:
@@ -68,7 +79,8 @@ class ProgressView:
                  note)
         if self._progress is not None:
             if stage in self._stage_tasks:
-                self._progress.update(self._stage_tasks[stage], completed=self._done[stage])
+                self._progress.update(self._stage_tasks[stage], completed=self._done[stage],
+                                      count=f"{self._done[stage]}/{self._total.get(stage, 0)}")
             task = self._trial_tasks.pop(outcome.job.key, None)
             if task is not None:
                 self._progress.remove_task(task)

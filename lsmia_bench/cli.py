@@ -64,13 +64,22 @@ def _options(
     """Benchmark defenses against model inversion attacks."""
 
 
+#: Libraries whose start-up chatter (Ray's token notice, MLflow's "Creating tables") is shown
+#: only with -v.
+CHATTY_LOGGERS = ("ray", "mlflow", "alembic", "urllib3", "filelock")
+
+
 def _setup_logging(verbose: bool) -> None:
+    # One console for log lines and the live progress display (benchmark/progress.py), so
+    # rich prints each log line in full above the bars instead of clipping it beside them.
     handler = RichHandler(console=err_console, show_path=False, show_time=False,
                           markup=False, rich_tracebacks=False)
     logger = logging.getLogger("lsmia_bench")
     logger.handlers[:] = [handler]
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.ERROR)
 
 
 @app.command("list")
@@ -128,6 +137,7 @@ def run(
     _setup_logging(verbose)
     from lsmia_bench.benchmark import preflight
     from lsmia_bench.benchmark.config import apply_overrides, read_suite_file, validate_suite
+    from lsmia_bench.benchmark.progress import ProgressView
     from lsmia_bench.benchmark.run import RunOptions, run_suite
     from lsmia_bench.benchmark.tracking import EXIT_TRACKING_INCOMPLETE
 
@@ -143,7 +153,8 @@ def run(
     with preflight.disk_full_guard(results_dir):  # ENOSPC anywhere: one line naming the folder
         summary = run_suite(suite_config, RunOptions(
             results_dir=results_dir, tracking_uri=tracking_uri, address=address, resume=resume,
-            max_concurrent=max_concurrent, source=source))
+            max_concurrent=max_concurrent, source=source,
+            progress=ProgressView(console=err_console)))
     _print_table(summary.report, f"{suite_config.name}: results", summary.report_dir)
     elapsed = time.perf_counter() - started
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts.items()))
