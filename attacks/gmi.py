@@ -66,16 +66,16 @@ class GMI(Attack):
     ) -> AttackOutput:
         prior, device = self.prepare(target, prior)
         labels = torch.as_tensor(list(classes), device=device)
-        results, confidences, trace = [], [], {}
-        for restart in range(self.restarts):
-            z, curves = self._search(target, prior, labels, record=restart == 0)
-            with torch.no_grad():
-                images = prior(z).clamp(0, 1)
-                confidences.append(class_confidence(target(images), labels).cpu())
-            results.append(images.cpu())
-            if restart == 0:
-                trace = curves
-        images, conf = torch.stack(results), torch.stack(confidences)  # (R, K, ...), (R, K)
+        restarts, k = self.restarts, len(labels)
+        # All restarts are optimised in one batch (the batch is the unit of work); each
+        # restart's loss stays its own batch mean, so every latent gets the gradient it would
+        # get in a restart of its own. Latents are drawn in restart order, as one at a time.
+        z, trace = self._search(target, prior, labels.repeat(restarts), restarts)
+        with torch.no_grad():
+            flat = prior(z).clamp(0, 1)
+            conf = class_confidence(target(flat), labels.repeat(restarts)).cpu()
+        images = flat.cpu().reshape(restarts, k, *flat.shape[1:])  # (R, K, ...)
+        conf = conf.reshape(restarts, k)
         if self.keep_all_restarts:
             reconstructions = images.transpose(0, 1).reshape(-1, *images.shape[2:])
             out_labels = labels.cpu().repeat_interleave(self.restarts)
@@ -87,26 +87,28 @@ class GMI(Attack):
         return AttackOutput(reconstructions, out_labels, trace)
 
     def _search(self, target: nn.Module, prior, labels: torch.Tensor,
-                record: bool) -> tuple[torch.Tensor, dict]:
+                restarts: int) -> tuple[torch.Tensor, dict]:
+        """Latent search for ``labels`` (restarts x classes, restart-major); the trace follows
+        the first restart."""
         z = prior.sample_latents(len(labels))
         velocity = torch.zeros_like(z)
         grads, losses, identity, prior_terms = [], [], [], []
         for _ in range(self.iterations):
             z.requires_grad_(True)
             raw = prior.generate(z)
-            prior_loss = prior.prior_loss(raw).mean()
-            identity_loss = F.cross_entropy(target(prior.to_target(raw)), labels)
-            loss = prior_loss + self.identity_weight * identity_loss
-            grad, = torch.autograd.grad(loss, z)
+            prior_loss = prior.prior_loss(raw).reshape(restarts, -1).mean(dim=1)
+            identity_loss = F.cross_entropy(target(prior.to_target(raw)), labels,
+                                            reduction="none").reshape(restarts, -1).mean(dim=1)
+            per_restart = prior_loss + self.identity_weight * identity_loss
+            grad, = torch.autograd.grad(per_restart.sum(), z)
             previous = velocity
             velocity = self.momentum * velocity - self.lr * grad
             z = z.detach() - self.momentum * previous + (1 + self.momentum) * velocity
             z = z.clamp(-self.clip_range, self.clip_range)
-            if record:
-                grads.append(grad[:self.trace_samples].detach().cpu())
-                losses.append(loss.item())
-                identity.append(identity_loss.item())
-                prior_terms.append(prior_loss.item())
+            grads.append(grad[:self.trace_samples].detach().cpu())
+            losses.append(per_restart[0].item())
+            identity.append(identity_loss[0].item())
+            prior_terms.append(prior_loss[0].item())
         curves = {"gradients": torch.stack(grads), "loss": losses, "identity_loss": identity,
-                  "prior_loss": prior_terms} if record else {}
+                  "prior_loss": prior_terms}
         return z.detach(), curves

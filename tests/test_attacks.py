@@ -124,6 +124,19 @@ def test_gmi_raises_confidence(target, wgan_prior):
     assert everything.labels.tolist() == [3, 3]
 
 
+def test_gmi_batched_restarts_equal_restarts_run_one_after_another(target, wgan_prior):
+    """All restarts in one batch give what each restart gives when run on its own."""
+    torch.manual_seed(5)
+    batched = GMI(iterations=20, restarts=3, keep_all_restarts=True).run(
+        target, PRIVATE, wgan_prior)
+    torch.manual_seed(5)
+    alone = [GMI(iterations=20, restarts=1).run(target, PRIVATE, wgan_prior)
+             for _ in range(3)]
+    per_restart = torch.stack([out.reconstructions for out in alone], dim=1)  # (K, R, ...)
+    assert torch.allclose(batched.reconstructions, per_restart.flatten(0, 1), atol=1e-4)
+    assert batched.trace["loss"] == pytest.approx(alone[0].trace["loss"], rel=1e-4)
+
+
 def test_kedmi_raises_confidence(target, kedmi_prior):
     torch.manual_seed(2)
     out = KEDMI(iterations=150, samples_per_class=3).run(target, PRIVATE, kedmi_prior)
