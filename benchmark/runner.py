@@ -51,6 +51,11 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     """Start local Ray (or join ``address``) unless this process is already connected."""
     import ray
 
+    if not log.isEnabledFor(logging.DEBUG):
+        # Ray configures its loggers on import; its start-up notices (e.g. token
+        # authentication) are shown only with -v.
+        logging.getLogger("ray").setLevel(logging.ERROR)
+
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

@@ -80,6 +80,8 @@ def _setup_logging(verbose: bool) -> None:
     logger.propagate = False
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.ERROR)
+    # MLflow and Ray set their loggers' levels again when they are imported (later, lazily).
+    os.environ["MLFLOW_LOGGING_LEVEL"] = "DEBUG" if verbose else "ERROR"
 
 
 @app.command("list")
