@@ -307,10 +307,13 @@ def _record_order(record: EntryRecord) -> tuple[int, str]:
 
 
 def setting_of(target: TrialRecord) -> dict[str, str]:
-    """The target's configuration without its seed: what seeds of one entry share."""
+    """The target's configuration without its seed: what seeds of one entry share. The
+    interval settings (``uncertainty.*``, with their own bootstrap seed) describe how numbers
+    are summarised, not the target, so they do not split an entry either."""
     seed = target.labels.get("seed")
     return {k: v for k, v in sorted(target.spec.items())
-            if not (k == "seed" or (k.endswith(".seed") and v == seed))}
+            if not (k == "seed" or k.startswith("uncertainty.")
+                    or (k.endswith(".seed") and v == seed))}
 
 
 def entry_id(suite: str, setting: dict[str, str]) -> str:
