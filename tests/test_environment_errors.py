@@ -88,3 +88,15 @@ def test_mlflow_hint_for_a_server_and_a_quoted_local_store():
     assert mlflow_hint("http://127.0.0.1:5000") == "open http://127.0.0.1:5000 in a browser"
     hint = mlflow_hint(f"sqlite:///{Path('/tmp/my results/mlflow.db')}")
     assert hint == "mlflow ui --backend-store-uri 'sqlite:////tmp/my results/mlflow.db'"
+
+
+def test_ray_token_auth_failure_is_named_with_its_fix():
+    from lsmia_bench.benchmark.preflight import ray_auth_error
+
+    refused = ray_auth_error(RuntimeError("InvalidAuthToken: the token does not match"),
+                             "127.0.0.1:6379")
+    assert refused is not None
+    message = str(refused)
+    assert message.startswith("--address: Ray refused the connection (authentication)")
+    assert "RAY_AUTH_MODE=token" in message and "docs/cluster.md" in message
+    assert ray_auth_error(ConnectionError("connection reset"), "127.0.0.1:6379") is None
