@@ -62,6 +62,14 @@ def fmt(value: object) -> str:
     return f"{number:.3g}"
 
 
+def with_interval(record: dict[str, str], column: str) -> str:
+    """``value [low, high]`` when the report recorded the column's interval, else the value."""
+    low, high = record.get(f"{column}_ci_low"), record.get(f"{column}_ci_high")
+    if low in (None, "") or high in (None, ""):
+        return fmt(record.get(column))
+    return f"{fmt(record.get(column))} [{fmt(low)}, {fmt(high)}]"
+
+
 def markdown(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -83,9 +91,13 @@ def suite_table(root: Path, suite: str, columns: list[str]) -> str:
     label = "entry" if records and "entry" in records[0] else "defense"
     present = [c for c in columns if records and c in records[0]]
     absent = [c for c in columns if c not in present]
-    rows = [[r[label], r.get("seed", "-") or "-", r.get("status", "-")]
-            + [fmt(r.get(c)) for c in present] for r in records]
-    out = markdown([label, "seed", "status", *(HEADERS.get(c, c) for c in present)], rows)
+    rows = [[r[label], r.get("seeds", r.get("seed", "-")) or "-", r.get("status", "-")]
+            + [with_interval(r, c) for c in present] for r in records]
+    out = markdown([label, "seeds", "status", *(HEADERS.get(c, c) for c in present)], rows)
+    units = sorted({r["interval_unit"] for r in records if r.get("interval_unit")})
+    if units:
+        out += (f"\n[low, high]: 95 % bootstrap interval; over: {'; '.join(units)}. With one "
+                "seed an interval shows attack randomness only.\n")
     info = json.loads(meta.read_text()) if meta.is_file() else {}
     source = info.get("source", f"docs/results/{suite}.csv")
     out += f"\nRecorded {info.get('recorded', '(date not recorded)')} from `{source}`"
@@ -121,18 +133,24 @@ def perf_table(root: Path) -> str:
                      f"{ray['speedup']:.2f}x ({ray['parallel_s']:.1f} s vs "
                      f"{ray['sequential_s']:.1f} s)", ray["machine"]["date"][:10]])
     if end:
+        date = end["machine"]["date"][:10]
         for suite, figures in end["suites"].items():
-            target = end["targets"].get(f"{suite}_wall_s")
+            efficiency = figures.get("orchestration_efficiency")
             rows.append([f"`{suite}`, default config, end to end",
-                         f"`python -m perf.end_to_end --suites {suite}`",
-                         f"<= {target:.0f} s" if target else "-",
-                         f"{figures['wall_s']:.0f} s, peak {figures['peak_rss_mib'] / 1024:.1f} "
-                         "GiB", end["machine"]["date"][:10]])
-            if "rerun" in figures:
-                rows.append([f"identical re-run of `{suite}` / first run", "same (`--rerun`)",
-                             f"<= {100 * end['targets']['rerun_fraction']:.0f} %",
-                             f"{100 * figures['rerun_fraction']:.1f} % "
-                             f"({figures['rerun']['wall_s']:.1f} s)", end["machine"]["date"][:10]])
+                         f"`python -m perf.end_to_end --suites {suite}`", "-",
+                         f"{figures['wall_s']:.0f} s"
+                         + (f", efficiency {efficiency:.2f}" if efficiency is not None else "")
+                         + f", peak {figures['peak_rss_mib'] / 1024:.1f} GiB", date])
+        titles = {"digits_efficiency": ("`digits` orchestration efficiency", "{:.2f}", ">= "),
+                  "toy_wall_s": ("`toy` end to end", "{:.1f} s", "<= "),
+                  "digits_cached_rerun_wall_s": ("fully cached `digits` re-run", "{:.1f} s",
+                                                 "<= ")}
+        for key, figure in end.get("against_targets", {}).items():
+            title, form, sign = titles.get(key, (key, "{:.3g}", ""))
+            met = "met" if figure.get("met") else "not met"
+            rows.append([title, "`python -m perf.end_to_end`",
+                         sign + form.format(figure["target"]),
+                         f"{form.format(figure['measured'])} ({met})", date])
     if not rows:
         return _missing("perf/results/*.json", "Run the scripts in `perf/`.")
     machine = (harness or ray or end)["machine"]
