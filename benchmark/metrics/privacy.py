@@ -11,7 +11,7 @@ import contextlib
 import io
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -123,30 +123,19 @@ def knowledge_extraction_score(
     test_images: torch.Tensor,
     test_labels: torch.Tensor,
     make_student: Callable[[int], nn.Module],
-    *,
-    num_classes: int | None = None,
-    epochs: int = 75,
-    batch_size: int = 32,
-    lr: float = 0.1,
-    momentum: float = 0.9,
-    weight_decay: float = 1e-4,
-    eta_min: float = 1e-4,
-    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    seed: int = 0,
-    device: torch.device | str = "cpu",
+    **options: Any,
 ) -> float:
     """xi = Acc(student on real private test images of the attacked classes), where the
     student is trained only on the attack's samples.
 
-    Defaults from ``knowledge_extraction_score.py`` of the Plug & Play Attacks code: SGD lr 0.1,
+    ``options`` are :func:`knowledge_extraction_hits`' (epochs, batch size, optimiser, ...), with
+    defaults from ``knowledge_extraction_score.py`` of the Plug & Play Attacks code: SGD lr 0.1,
     momentum 0.9, weight decay 1e-4, cosine annealing to 1e-4, 75 epochs, batch 32 (the authors
     train a ResNet-50 and augment with RandomResizedCrop(0.8-1) + flips; pass ``augment``).
     ``make_student(num_classes)`` builds the student (e.g. the suite's target architecture).
     """
-    correct, _ = knowledge_extraction_hits(
-        samples, labels, test_images, test_labels, make_student, num_classes=num_classes,
-        epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
-        weight_decay=weight_decay, eta_min=eta_min, augment=augment, seed=seed, device=device)
+    correct, _ = knowledge_extraction_hits(samples, labels, test_images, test_labels,
+                                           make_student, **options)
     return correct.mean().item()
 
 
