@@ -81,7 +81,9 @@ def world(tmp_path_factory):
     results = root / "results"
     results.mkdir()
     client = MlflowClient(tracking_uri=f"sqlite:///{results / 'mlflow.db'}")
-    client.create_experiment("lsmia-bench/digits")
+    # As a run makes it: the experiment's artifacts inside the results folder.
+    client.create_experiment("lsmia-bench/digits",
+                             artifact_location=(results / "mlartifacts" / "digits").as_uri())
     record = {"kind": "lsmia-bench submission", "name": "existing_defense", "suite": "digits",
               "metadata": {"display_name": "Existing", "authors": ["A"]}}
     (results / "submissions").mkdir()
