@@ -236,14 +236,9 @@ def suite_config(suite: str | None, config_file: Path | None, overrides: list[st
 
 
 def validated(raw: dict[str, Any], source: str) -> Any:
-    from lsmia_bench.benchmark.config import validate_suite
-    from lsmia_bench.benchmark.pipelines import PIPELINES
+    from lsmia_bench.benchmark.pipelines import validate_raw_suite
 
-    name = raw.get("pipeline")
-    if not isinstance(name, str):
-        raise UserError(f"{source}: pipeline", name, f"Set pipeline to one of: "
-                        f"{', '.join(PIPELINES.names())}.", problem="missing or not a name")
-    return validate_suite(raw, source, PIPELINES.get(name, field=f"{source}: pipeline").schema)
+    return validate_raw_suite(raw, source)
 
 
 def planned_keys(config: Any) -> set[str]:

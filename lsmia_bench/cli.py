@@ -138,7 +138,8 @@ def run(
     """Train targets under each defense, attack them, record everything, print the table."""
     _setup_logging(verbose)
     from lsmia_bench.benchmark import preflight
-    from lsmia_bench.benchmark.config import apply_overrides, read_suite_file, validate_suite
+    from lsmia_bench.benchmark.config import apply_overrides, read_suite_file
+    from lsmia_bench.benchmark.pipelines import validate_raw_suite
     from lsmia_bench.benchmark.progress import ProgressView
     from lsmia_bench.benchmark.run import RunOptions, run_suite
     from lsmia_bench.benchmark.tracking import EXIT_TRACKING_INCOMPLETE
@@ -150,8 +151,7 @@ def run(
     for key, path in (("data_home", data_home), ("root", data_root)):
         if path is not None and isinstance(raw.get("data", {}), dict):
             raw.setdefault("data", {})[key] = str(path.expanduser().resolve())
-    schema = _schema_for(raw, source)
-    suite_config = validate_suite(raw, source, schema)
+    suite_config = validate_raw_suite(raw, source)
     with preflight.disk_full_guard(results_dir):  # ENOSPC anywhere: one line naming the folder
         summary = run_suite(suite_config, RunOptions(
             results_dir=results_dir, tracking_uri=tracking_uri, address=address, resume=resume,
@@ -333,17 +333,6 @@ def smoke_suite(suite: str | None, config: Path | None) -> str:
                         f"{', '.join(s.removesuffix('-smoke') for s in smokes)}; or run "
                         f"--suite {suite} without --smoke.", problem="no smoke version")
     return name
-
-
-def _schema_for(raw: dict, source: str) -> type:
-    from lsmia_bench.benchmark.pipelines import PIPELINES
-
-    name = raw.get("pipeline")
-    if not isinstance(name, str):
-        raise UserError(f"{source}: pipeline", name,
-                        f"Set pipeline to one of: {', '.join(PIPELINES.names())}.",
-                        problem="missing or not a name")
-    return PIPELINES.get(name, field=f"{source}: pipeline").schema
 
 
 def _print_table(report, title: str, report_dir: Path) -> None:  # noqa: ANN001

@@ -26,7 +26,6 @@ from lsmia_bench.benchmark.config import (
     SuiteConfig,
     apply_overrides,
     read_suite_file,
-    validate_suite,
 )
 from lsmia_bench.kernel.errors import UserError
 from lsmia_bench.kernel.records import ResultsLayout
@@ -116,13 +115,9 @@ def prepare(options: SubmitOptions) -> Prepared:
 
 
 def _validated(raw: dict[str, Any], source: str) -> SuiteConfig:
-    from lsmia_bench.benchmark.pipelines import PIPELINES
+    from lsmia_bench.benchmark.pipelines import validate_raw_suite
 
-    name = raw.get("pipeline")
-    if not isinstance(name, str):
-        raise UserError(f"{source}: pipeline", name, f"Set pipeline to one of: "
-                        f"{', '.join(PIPELINES.names())}.", problem="missing or not a name")
-    return validate_suite(raw, source, PIPELINES.get(name, field=f"{source}: pipeline").schema)
+    return validate_raw_suite(raw, source)
 
 
 def resolve_reference(defense: str) -> str:
