@@ -115,7 +115,13 @@ def _config_dir() -> Any:
 
 
 def read_suite_file(suite: str | None, config_file: Path | None) -> tuple[dict[str, Any], str]:
-    """The raw mapping of a suite (by name, or from ``--config``) and where it came from."""
+    """The raw mapping of a suite (by name, or from ``--config``) and where it came from.
+
+    A suite may start from another: ``include: digits`` (a suite name, or a ``.yaml`` path
+    relative to the including file) takes that suite's keys, the file's own keys replace them
+    (mappings merged key by key), and ``append: {defenses: [...], attacks: [...]}`` adds entries
+    to the included lists, so an extended grid is one short file.
+    """
     if config_file is not None:
         path = Path(config_file)
         if not path.is_file():
@@ -123,17 +129,27 @@ def read_suite_file(suite: str | None, config_file: Path | None) -> tuple[dict[s
                             problem="file not found")
         text, source = _read_text(path, "--config"), str(path)
     else:
-        if suite is None:
-            raise UserError("--suite", None, f"Name a suite: {', '.join(suite_names())}.",
-                            problem="no suite given")
-        if suite not in suite_names():
-            import difflib
-
-            close = difflib.get_close_matches(suite, suite_names(), n=1)
-            hint = f"Did you mean {close[0]!r}? " if close else ""
-            raise UserError("--suite", suite, f"{hint}Known suites: {', '.join(suite_names())}.",
-                            problem="unknown suite")
+        _check_suite_name(suite, "--suite")
         text, source = (_config_dir() / f"{suite}.yaml").read_text(), f"configs/{suite}.yaml"
+    raw = _parse_mapping(text, source)
+    folder = Path(config_file).parent if config_file else None
+    return _resolve_include(raw, source, folder, ()), source
+
+
+def _check_suite_name(suite: str | None, field: str) -> None:
+    if suite is None:
+        raise UserError(field, None, f"Name a suite: {', '.join(suite_names())}.",
+                        problem="no suite given")
+    if suite not in suite_names():
+        import difflib
+
+        close = difflib.get_close_matches(suite, suite_names(), n=1)
+        hint = f"Did you mean {close[0]!r}? " if close else ""
+        raise UserError(field, suite, f"{hint}Known suites: {', '.join(suite_names())}.",
+                        problem="unknown suite")
+
+
+def _parse_mapping(text: str, source: str) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -144,7 +160,63 @@ def read_suite_file(suite: str | None, config_file: Path | None) -> tuple[dict[s
     if not isinstance(raw, dict):
         raise UserError(source, type(raw).__name__, "A suite file is a YAML mapping of keys.",
                         problem="not a mapping")
-    return raw, source
+    return raw
+
+
+def _resolve_include(raw: dict[str, Any], source: str, folder: Path | None,
+                     chain: tuple[str, ...]) -> dict[str, Any]:
+    include, append = raw.pop("include", None), raw.pop("append", None)
+    if include is None:
+        if append is not None:
+            raise UserError(f"{source}: append", str(append)[:60],
+                            "Use append only together with include: <suite>.",
+                            problem="nothing to append to")
+        return raw
+    field = f"{source}: include"
+    if not isinstance(include, str):
+        raise UserError(field, str(include), "Name one suite, e.g. include: digits.",
+                        problem="not a suite name")
+    if include.endswith((".yaml", ".yml")):
+        path = (folder or Path.cwd()) / include
+        if not path.is_file():
+            raise UserError(field, include, "Give a suite file path relative to this file.",
+                            problem="file not found")
+        text, base_source = _read_text(path, field), str(path)
+        base_folder: Path | None = path.parent
+    else:
+        _check_suite_name(include, field)
+        base_source = f"configs/{include}.yaml"
+        text = (_config_dir() / f"{include}.yaml").read_text()
+        base_folder = None
+    if base_source in chain or base_source == source:
+        raise UserError(field, include, "Remove the include cycle.",
+                        problem=f"includes itself via {' -> '.join((*chain, source))}")
+    base = _resolve_include(_parse_mapping(text, base_source), base_source, base_folder,
+                            (*chain, source))
+    merged = _merge(base, raw)
+    if append is not None:
+        if not isinstance(append, dict):
+            raise UserError(f"{source}: append", str(append)[:60],
+                            "Write append: {defenses: [...], attacks: [...]}.",
+                            problem="not a mapping")
+        for key, extra in append.items():
+            if not isinstance(extra, list) or not isinstance(merged.get(key, []), list):
+                raise UserError(f"{source}: append.{key}", str(extra)[:60],
+                                "Append a list of entries to a list section "
+                                "(defenses, attacks, metrics).", problem="not a list")
+            merged[key] = [*merged.get(key, []), *extra]
+    return merged
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over``'s keys replace ``base``'s; mappings are merged key by key, lists replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _read_text(path: Path, field: str) -> str:
