@@ -69,7 +69,7 @@ def test_record_copies_the_newest_report(tmp_path):
 def test_repository_tables_are_current(tmp_path):
     """Regenerating the committed README and docs changes nothing: no table was typed or
     edited by hand since `make docs-tables` last ran."""
-    files = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    files = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
     blocks = 0
     for path in files:
         text = path.read_text(encoding="utf-8")
@@ -79,4 +79,34 @@ def test_repository_tables_are_current(tmp_path):
             assert match.group("body") == fresh, f"{path.name}: <!-- table:{match['spec']} -->"
     assert blocks >= 4
     readme = (REPO / "README.md").read_text()
-    assert len(list(docs_tables.BLOCK.finditer(readme))) == 1  # one results table in README
+    assert [m["spec"].split()[0] for m in docs_tables.BLOCK.finditer(readme)].count("suite") >= 1
+
+
+PAIRED = ("entry,seeds,status,ppa_acc1,ppa_acc1_vs_none,ppa_acc1_vs_none_low,"
+          "ppa_acc1_vs_none_high,ppa_acc1_vs_none_verdict\n"
+          "none,0 1 2,finished,0.8,,,,\n"
+          "LS +0.1,0 1 2,finished,0.9,0.1,0.05,0.15,higher\n"
+          "LS -0.05,0 1 2,finished,0.85,0.05,0.01,0.09,higher\n"
+          "MID 0.01,0 1 2,finished,0.8,0.0,-0.1,0.1,no clear difference\n")
+
+
+def test_paired_and_study_blocks_read_the_verdicts_by_the_decision_rule(tmp_path):
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    (tmp_path / "docs" / "results" / "digits.csv").write_text(PAIRED)
+    page = tmp_path / "docs" / "studies" / "study.md"  # pages in sub-folders are rewritten too
+    page.parent.mkdir()
+    page.write_text(_page("", spec="paired digits ppa_acc1 gmi_acc1")
+                    + _page("", spec="study digits ppa_acc1 gmi_acc1"))
+    docs_tables.main(["--root", str(tmp_path)])
+    text = page.read_text()
+    assert "| MID 0.01 | 0 1 2 | +0.000 [-0.100, +0.100] no clear difference |" in text
+    assert "| none |" not in text.split("<!-- table:study")[0]
+    # +0.1 predicted higher and higher -> supported; -0.05 predicted lower but higher ->
+    # contradicted; a metric without paired columns is not shown, never guessed.
+    assert "| LS +0.1 | PPA Acc@1 | higher | +0.100 [+0.050, +0.150] | higher | **supported** |" \
+        in text
+    assert ("| LS -0.05 | PPA Acc@1 | lower | +0.050 [+0.010, +0.090] | higher | "
+            "**contradicted** |") in text
+    assert "| LS -0.05 | GMI Acc@1 | lower | not recorded | - | not shown |" in text
+    assert [docs_tables.decision(v, "lower") for v in ("lower", "higher", "no clear difference")
+            ] == ["supported", "contradicted", "not shown"]

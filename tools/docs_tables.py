@@ -12,6 +12,11 @@ Kinds:
 
 - ``suite SUITE COLUMN...``: the recorded report of a suite, ``docs/results/SUITE.csv`` (a
   run's ``table.csv``, copied there by ``--record``), one row per trial, the named columns;
+- ``paired SUITE COLUMN...``: the same report's paired differences to ``none`` (entry minus
+  ``none`` on the same seeds and attacked classes) with their interval and verdict word;
+- ``study SUITE COLUMN...``: the pre-registered label-smoothing questions on that report
+  (alpha = -0.05 predicted lower, alpha = +0.1 predicted higher than ``none``), each verdict
+  read by the study's decision rule: supported, contradicted or not shown;
 - ``perf``: the CPU figures of ``perf/results/{harness_overhead,ray_parallel,end_to_end}.json``;
 - ``faces-gpu``: ``perf/results/faces_gpu.json`` (measured on a GPU, with its device and date).
 
@@ -109,6 +114,92 @@ def suite_table(root: Path, suite: str, columns: list[str]) -> str:
     return out + "\n"
 
 
+def _records(root: Path, suite: str) -> tuple[list[dict[str, str]], dict] | None:
+    table = root / "docs" / "results" / f"{suite}.csv"
+    if not table.is_file():
+        return None
+    meta = root / "docs" / "results" / f"{suite}.json"
+    with table.open(newline="") as f:
+        return list(csv.DictReader(f)), (json.loads(meta.read_text()) if meta.is_file() else {})
+
+
+def _difference(record: dict[str, str], column: str) -> tuple[str, str]:
+    """``mean [low, high]`` of a paired difference (signed) and its verdict word."""
+    mean = record.get(f"{column}_vs_none")
+    if mean in (None, ""):
+        return "-", "-"
+    low, high = record.get(f"{column}_vs_none_low"), record.get(f"{column}_vs_none_high")
+    signed = [f"{float(v):+.3f}" if v not in (None, "") else "-" for v in (mean, low, high)]
+    return f"{signed[0]} [{signed[1]}, {signed[2]}]", record.get(f"{column}_vs_none_verdict") \
+        or "-"
+
+
+def _source_line(suite: str, meta: dict) -> str:
+    source = meta.get("source", f"docs/results/{suite}.csv")
+    return f"\nRecorded {meta.get('recorded', '(date not recorded)')} from `{source}`.\n"
+
+
+def paired_table(root: Path, suite: str, columns: list[str]) -> str:
+    loaded = _records(root, suite)
+    if loaded is None:
+        return _missing(f"docs/results/{suite}.csv", f"Run `lsmia-bench run --suite {suite}`, "
+                        f"then `make docs-tables RESULTS=results`.")
+    records, meta = loaded
+    present = [c for c in columns if records and f"{c}_vs_none" in records[0]]
+    if not present:
+        return _missing(f"paired differences in docs/results/{suite}.csv",
+                        "The report has no `none` entry to compare with.")
+    rows = []
+    for r in records:
+        if r.get("entry") in ("none", "(evaluation model)"):
+            continue
+        cells = [" ".join(_difference(r, c)) for c in present]
+        rows.append([r.get("entry", "-"), r.get("seeds", "-") or "-", *cells])
+    out = markdown(["entry", "seeds", *(f"Δ {HEADERS.get(c, c)} vs none" for c in present)],
+                   rows)
+    return out + ("\nΔ = entry - none, mean over seeds of the paired per-seed differences "
+                  "[95 % bootstrap interval]; `lower`/`higher` when the interval excludes 0, "
+                  "else `no clear difference`.\n") + _source_line(suite, meta)
+
+
+#: The pre-registered questions: entry label -> the predicted verdict.
+STUDY_QUESTIONS = {"LS -0.05": "lower", "LS +0.1": "higher"}
+OPPOSITE = {"lower": "higher", "higher": "lower"}
+
+
+def decision(verdict: str, predicted: str) -> str:
+    """The study's rule: the whole interval on the predicted side -> supported, on the other
+    side -> contradicted, else not shown."""
+    if verdict == predicted:
+        return "supported"
+    if verdict == OPPOSITE[predicted]:
+        return "contradicted"
+    return "not shown"
+
+
+def study_table(root: Path, suite: str, columns: list[str]) -> str:
+    loaded = _records(root, suite)
+    if loaded is None:
+        return _missing(f"docs/results/{suite}.csv", "Run the study's commands above.")
+    records, meta = loaded
+    by_entry = {r.get("entry"): r for r in records}
+    rows = []
+    for entry, predicted in STUDY_QUESTIONS.items():
+        record = by_entry.get(entry)
+        for column in columns:
+            if record is None or f"{column}_vs_none" not in record:
+                rows.append([entry, HEADERS.get(column, column), predicted, "not recorded",
+                             "-", "not shown"])
+                continue
+            diff, verdict = _difference(record, column)
+            rows.append([entry, HEADERS.get(column, column), predicted, diff, verdict,
+                         f"**{decision(verdict, predicted)}**"])
+    seeds = sorted({r.get("seeds", "") for r in records if r.get("seeds")})
+    return markdown(["entry", "metric", "predicted", "Δ vs none [95 % interval]", "verdict",
+                     "decision"], rows) + (f"\nSeeds: {', '.join(seeds) or '-'}.\n"
+                                            + _source_line(suite, meta))
+
+
 def _load(root: Path, name: str) -> dict | None:
     path = root / "perf" / "results" / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
@@ -200,6 +291,10 @@ def render(spec: str, root: Path) -> str:
     kind, *args = spec.split()
     if kind == "suite" and args:
         return suite_table(root, args[0], args[1:])
+    if kind == "paired" and args:
+        return paired_table(root, args[0], args[1:])
+    if kind == "study" and args:
+        return study_table(root, args[0], args[1:])
     if kind == "perf":
         return perf_table(root)
     if kind == "faces-gpu":
@@ -245,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     root = args.root.resolve()
     if args.record:
         print("recorded:", ", ".join(record(args.record, root)) or "nothing")
-    files = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    files = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
     changed = [str(p.relative_to(root)) for p in files if p.is_file() and rewrite(p, root)]
     print("rewritten:", ", ".join(changed) or "nothing (tables already current)")
     return 0
