@@ -17,6 +17,8 @@ Kinds:
 - ``study SUITE COLUMN...``: the pre-registered label-smoothing questions on that report
   (alpha = -0.05 predicted lower, alpha = +0.1 predicted higher than ``none``), each verdict
   read by the study's decision rule: supported, contradicted or not shown;
+- ``budgets``: ``perf/results/attack_budgets.json``, Acc@1 of ``none`` on seed 0 and its
+  within-seed interval at each attack budget;
 - ``perf``: the CPU figures of ``perf/results/{harness_overhead,ray_parallel,end_to_end}.json``;
 - ``faces-gpu``: ``perf/results/faces_gpu.json`` (measured on a GPU, with its device and date).
 
@@ -252,6 +254,25 @@ def perf_table(root: Path) -> str:
         f"{versions['mlflow']}. Load average at the end of each script is in its JSON file.\n")
 
 
+def budgets_table(root: Path) -> str:
+    data = _load(root, "attack_budgets")
+    if not data:
+        return _missing("perf/results/attack_budgets.json", "Run `python -m perf.attack_budgets`.")
+    rows = []
+    for suite, budgets in data["suites"].items():
+        for budget in budgets.values():
+            for attack in ("ppa", "gmi"):
+                f = budget.get(attack)
+                if f:
+                    rows.append([f"`{suite}`", attack.upper(), str(budget["per_class"]),
+                                 f"{f['n']:.0f}", f"{fmt(f['acc1'])} [{fmt(f['ci_low'])}, "
+                                 f"{fmt(f['ci_high'])}]", f"±{f['half_width']:.3f}"])
+    return markdown(["suite", "attack", "per class", "reconstructions", "Acc@1 [95 % interval]",
+                     "half-width"], rows) + (
+        f"\nEntry `none`, seed 0, within-seed interval (attack randomness only); measured "
+        f"{data['machine']['date'][:10]} by `python -m perf.attack_budgets`.\n")
+
+
 def faces_gpu_table(root: Path) -> str:
     data = _load(root, "faces_gpu")
     if not data:
@@ -295,6 +316,8 @@ def render(spec: str, root: Path) -> str:
         return paired_table(root, args[0], args[1:])
     if kind == "study" and args:
         return study_table(root, args[0], args[1:])
+    if kind == "budgets":
+        return budgets_table(root)
     if kind == "perf":
         return perf_table(root)
     if kind == "faces-gpu":
