@@ -7,7 +7,7 @@ https://arxiv.org/abs/2310.06549
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -39,10 +39,11 @@ def label_smoothing_cross_entropy(
 def negative_label_smoothing_schedule(
     progress: float, alpha: float, ramp_start: float = 0.5, ramp_end: float = 0.75
 ) -> float:
-    """alpha_t = 0 before ramp_start, linear up to alpha at ramp_end, alpha after.
+    """alpha_p = 0 for p < start; alpha (p - start) / (end - start) up to end; alpha after.
 
-    ``progress`` is the fraction of training done (epoch / epochs). The paper's code uses
-    ramp_start = 0.5 and ramp_end = 0.75 for negative factors.
+    ``progress`` p is the fraction of training done (epoch / epochs). This is the ``linear``
+    schedule: a proportional variant of the paper's code that smooths in runs of any length;
+    :func:`ppa_code_label_smoothing_schedule` is the authors' own.
     """
     if progress < ramp_start:
         return 0.0
@@ -51,19 +52,44 @@ def negative_label_smoothing_schedule(
     return alpha * (progress - ramp_start) / (ramp_end - ramp_start)
 
 
+def ppa_code_label_smoothing_schedule(epoch: int, epochs: int, alpha: float) -> float:
+    """alpha_e = 0 for e < 50, alpha (e + 1 - 50) / (E - 50) for 50 <= e < 75, alpha for e >= 75.
+
+    The authors' ``ls_scheduler`` in ``train_model.py`` (github.com/LukasStruppek/
+    Plug-and-Play-Attacks at 3087a4f): absolute, 0-based epochs e of E. With E = 100 it
+    reaches alpha / 2 at epoch 74 and jumps to alpha at 75; with E <= 50 it never smooths.
+    """
+    if epoch < 50:
+        return 0.0
+    if epoch < 75:
+        return alpha * (epoch + 1 - 50) / (epochs - 50)
+    return alpha
+
+
+#: Named warm-up schedules of a negative alpha (the field ``schedule``).
+Schedule = Literal["linear", "ppa_code"]
+
+
 class LabelSmoothing(Defense):
     """Label smoothing: train against y_LS = (1 - alpha) * y + alpha / C.
 
     Paper: "Be Careful What You Smooth For", Struppek et al., ICLR 2024
     (https://arxiv.org/abs/2310.06549). Positive alpha (0.1, 0.05) makes a model leak more to
-    model inversion; negative alpha (-0.05) makes it leak less.
+    model inversion; negative alpha (-0.05) makes it leak less. The paper's code
+    (``train_model.py``) warms a negative alpha up; positive alpha is always constant.
 
     Arguments:
         alpha (float): smoothing factor in (-1, 1). (Default: -0.05, the paper's defense)
-        schedule_negative (bool): ramp negative alpha in as the paper's code does; positive
-            alpha is always constant. (Default: True)
-        ramp_start (float): fraction of training with alpha = 0. (Default: 0.5)
-        ramp_end (float): fraction of training at which the full alpha is reached. (Default: 0.75)
+        schedule_negative (bool): warm a negative alpha up with ``schedule``; False trains
+            with a constant alpha. (Default: True)
+        schedule ("linear" | "ppa_code"): the warm-up. "ppa_code" is the authors' schedule on
+            absolute epochs (:func:`ppa_code_label_smoothing_schedule`; never smooths in runs
+            of 50 epochs or fewer); "linear" is 0 until ``ramp_start``, then linear to alpha
+            at ``ramp_end``, as fractions of training (:func:`negative_label_smoothing_schedule`),
+            for short runs. (Default: "linear"; the faces suite uses "ppa_code")
+        ramp_start (float): fraction of training with alpha = 0 ("linear" only). (Default: 0.5)
+        ramp_end (float): fraction at which the full alpha is reached ("linear" only).
+            (Default: 0.75)
     """
 
     name: ClassVar[str] = "label_smoothing"
@@ -74,7 +100,10 @@ class LabelSmoothing(Defense):
     schedule_series: ClassVar[dict[str, str]] = {"ls_alpha": "alpha"}
 
     alpha: float = Field(-0.05, gt=-1.0, lt=1.0, description="smoothing factor in (-1, 1)")
-    schedule_negative: bool = Field(True, description="ramp a negative alpha in (paper's code)")
+    schedule_negative: bool = Field(True, description="warm a negative alpha up (paper's code)")
+    schedule: Schedule = Field("linear", description="warm-up of a negative alpha: 'linear' "
+                               "(fractions ramp_start..ramp_end) or 'ppa_code' (the authors' "
+                               "absolute epochs 50..75)")
     ramp_start: float = Field(0.5, ge=0.0, le=1.0, description="fraction of training at alpha=0")
     ramp_end: float = Field(0.75, ge=0.0, le=1.0, description="fraction at which alpha is full")
 
@@ -84,19 +113,39 @@ class LabelSmoothing(Defense):
             raise ValueError(
                 f"ramp_end ({self.ramp_end}) must not be below ramp_start ({self.ramp_start})"
             )
+        ramps = sorted({"ramp_start", "ramp_end"} & self.model_fields_set)
+        if self.schedule == "ppa_code" and ramps:
+            raise ValueError(f"{' and '.join(ramps)} {'are' if len(ramps) > 1 else 'is'} for "
+                             "schedule 'linear' only; "
+                             "schedule 'ppa_code' ramps over the fixed epochs 50 to 75: "
+                             "remove them or use schedule 'linear'")
         return self
 
+    @property
+    def _warms_up(self) -> bool:
+        return self.alpha < 0 and self.schedule_negative
+
     def alpha_at(self, progress: float) -> float:
-        if self.alpha < 0 and self.schedule_negative:
-            return negative_label_smoothing_schedule(
-                progress, self.alpha, self.ramp_start, self.ramp_end
-            )
-        return self.alpha
+        """alpha at the fraction ``progress`` of training (schedule "linear" or none)."""
+        if not self._warms_up:
+            return self.alpha
+        if self.schedule == "ppa_code":
+            raise ValueError("schedule 'ppa_code' counts absolute epochs, not fractions of "
+                             "training: use alpha_at_epoch(epoch, epochs) or at_epoch()")
+        return negative_label_smoothing_schedule(
+            progress, self.alpha, self.ramp_start, self.ramp_end
+        )
+
+    def alpha_at_epoch(self, epoch: int, epochs: int) -> float:
+        """alpha in epoch ``epoch`` (0-based) of ``epochs``, under this defense's schedule."""
+        if self._warms_up and self.schedule == "ppa_code":
+            return ppa_code_label_smoothing_schedule(epoch, epochs, self.alpha)
+        return self.alpha_at(epoch / epochs)
 
     def at_epoch(self, epoch: int, epochs: int) -> LabelSmoothing:
         """This epoch's alpha as a constant: the schedule goes through the public hook, so the
         training loops need not know label smoothing (and record ``ls_alpha`` from it)."""
-        return self.model_copy(update={"alpha": self.alpha_at(epoch / epochs),
+        return self.model_copy(update={"alpha": self.alpha_at_epoch(epoch, epochs),
                                        "schedule_negative": False})
 
     def loss(self, batch: LossInputs) -> torch.Tensor:

@@ -11,6 +11,7 @@ from lsmia_bench.defenses.label_smoothing import (
     LabelSmoothing,
     label_smoothing_cross_entropy,
     negative_label_smoothing_schedule,
+    ppa_code_label_smoothing_schedule,
     smoothed_targets,
 )
 
@@ -85,3 +86,47 @@ def test_alpha_outside_open_interval_is_refused(alpha):
 
     with pytest.raises(ValidationError):
         LabelSmoothing(alpha=alpha)
+
+
+def _authors_ls_scheduler(epoch: int, num_epochs: int, alpha: float) -> float:
+    """The authors' ``ls_scheduler`` (PPA ``train_model.py`` at 3087a4f), transcribed."""
+    if epoch < 50:
+        return 0.0
+    elif epoch < 75:
+        factor = 1 / (num_epochs - 50)
+        return alpha * factor * (epoch + 1 - 50)
+    else:
+        return alpha
+
+
+@pytest.mark.parametrize("alpha", [-0.05, -0.1])
+def test_ppa_code_schedule_equals_the_authors_formula_epoch_by_epoch(alpha):
+    defense = LabelSmoothing(alpha=alpha, schedule="ppa_code")
+    got = [defense.at_epoch(e, 100).alpha for e in range(100)]
+    expected = [_authors_ls_scheduler(e, 100, alpha) for e in range(100)]
+    assert got == pytest.approx(expected, abs=1e-15)
+    # the shape the formula implies: 0 through epoch 49, alpha / 50 at 50, alpha / 2 at 74,
+    # then a jump to the full alpha at 75
+    assert got[49] == 0.0 and got[50] == pytest.approx(alpha / 50)
+    assert got[74] == pytest.approx(alpha / 2) and got[75] == alpha and got[99] == alpha
+    assert ppa_code_label_smoothing_schedule(74, 100, alpha) == got[74]
+
+
+def test_ppa_code_schedule_never_smooths_short_runs_and_linear_does():
+    paper = LabelSmoothing(alpha=-0.05, schedule="ppa_code")
+    linear = LabelSmoothing(alpha=-0.05, schedule="linear")
+    assert {paper.at_epoch(e, 20).alpha for e in range(20)} == {0.0}
+    assert linear.at_epoch(19, 20).alpha == -0.05
+    assert [linear.at_epoch(e, 20).alpha for e in range(20)] == pytest.approx(
+        [negative_label_smoothing_schedule(e / 20, -0.05) for e in range(20)])
+
+
+def test_ppa_code_schedule_is_for_negative_alpha_only_and_refuses_ramp_fractions():
+    from pydantic import ValidationError
+
+    assert {LabelSmoothing(alpha=0.1, schedule="ppa_code").at_epoch(e, 100).alpha
+            for e in (0, 60, 99)} == {0.1}
+    with pytest.raises(ValidationError, match="ramp_start is for schedule 'linear' only"):
+        LabelSmoothing(alpha=-0.05, schedule="ppa_code", ramp_start=0.5)
+    with pytest.raises(ValueError, match="absolute epochs"):
+        LabelSmoothing(alpha=-0.05, schedule="ppa_code").alpha_at(0.6)
