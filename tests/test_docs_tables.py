@@ -110,3 +110,13 @@ def test_paired_and_study_blocks_read_the_verdicts_by_the_decision_rule(tmp_path
     assert "| LS -0.05 | GMI Acc@1 | lower | not recorded | - | not shown |" in text
     assert [docs_tables.decision(v, "lower") for v in ("lower", "higher", "no clear difference")
             ] == ["supported", "contradicted", "not shown"]
+
+
+def test_a_report_with_other_seeds_is_not_the_study_result(tmp_path):
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    (tmp_path / "docs" / "results" / "digits.csv").write_text(PAIRED.replace("0 1 2", "0"))
+    page = tmp_path / "docs" / "study.md"
+    page.write_text(_page("", spec="study digits ppa_acc1"))
+    docs_tables.main(["--root", str(tmp_path)])
+    text = page.read_text()
+    assert "is not a run of this protocol" in text and "supported" not in text

@@ -167,6 +167,8 @@ def paired_table(root: Path, suite: str, columns: list[str]) -> str:
 #: The pre-registered questions: entry label -> the predicted verdict.
 STUDY_QUESTIONS = {"LS -0.05": "lower", "LS +0.1": "higher"}
 OPPOSITE = {"lower": "higher", "higher": "lower"}
+#: The study's registered seeds: a recorded report made with others is not its result.
+STUDY_SEEDS = ["0", "1", "2"]
 
 
 def decision(verdict: str, predicted: str) -> str:
@@ -185,6 +187,14 @@ def study_table(root: Path, suite: str, columns: list[str]) -> str:
         return _missing(f"docs/results/{suite}.csv", "Run the study's commands above.")
     records, meta = loaded
     by_entry = {r.get("entry"): r for r in records}
+    made_with = {e: re.findall(r"\d+", by_entry[e].get("seeds", "")) for e in STUDY_QUESTIONS
+                 if e in by_entry}
+    if not made_with or any(seeds != STUDY_SEEDS for seeds in made_with.values()):
+        found = "; ".join(f"{e}: seeds {' '.join(s) or '-'}" for e, s in made_with.items())
+        found = found or "no label-smoothing entries"
+        return _missing(f"docs/results/{suite}.csv is not a run of this protocol ({found}; "
+                        f"registered seeds {' '.join(STUDY_SEEDS)})",
+                        "Run the study's commands above.")
     rows = []
     for entry, predicted in STUDY_QUESTIONS.items():
         record = by_entry.get(entry)
