@@ -25,9 +25,13 @@ class PPA(Attack):
     (github.com/LukasStruppek/Plug-and-Play-Attacks); the paper's CelebA runs use 5000
     candidates and 70 steps. Any generator works through the GeneratorPrior adapter (the
     authors optimise StyleGAN2's w; here the prior's latent is optimised). Small suites scale
-    the sizes down through the config. The final selection generates, scores and drops the
-    candidates' images batch by batch and generates only the kept ones again, so memory holds
-    a batch of images, not len(classes) * num_candidates (~64 GB at 530 x 200 and 224 px).
+    the sizes down through the config. As in the authors' code, the initial selection scores
+    images clipped to the generator's value range (``attacks/initial_selection.py``,
+    ``clip=True``) and the final selection scores them unclipped (``create_image``); the
+    returned reconstructions are clamped to [0, 1]. The final selection generates, scores and
+    drops the candidates' images batch by batch and generates only the kept ones again, so
+    memory holds a batch of images, not len(classes) * num_candidates (~64 GB at 530 x 200
+    and 224 px).
 
     Arguments:
         search_space_size (int): random latents scored in the initial selection. (Default: 2000)
@@ -36,6 +40,9 @@ class PPA(Attack):
         steps (int): optimisation steps per batch (``num_epochs``). (Default: 50)
         batch_size (int): latents optimised together. (Default: 25)
         lr (float), betas (tuple): Adam. (Default: 0.005, (0.1, 0.1))
+        lr_scheduler (bool): decay the lr with MultiStepLR during the optimisation, as
+            ``default_attacking_local.yaml`` does; the paper's ``FaceScrub_FFHQ.yaml`` and
+            ``CelebA_FFHQ.yaml`` keep it constant (the faces suite sets False). (Default: True)
         lr_milestones (tuple): MultiStepLR milestones as fractions of ``steps``.
             (Default: (0.6, 0.8), i.e. the authors' [30, 40] of 50 steps)
         lr_gamma (float): MultiStepLR factor. (Default: 0.1)
@@ -69,6 +76,7 @@ class PPA(Attack):
     batch_size: int = Field(25, ge=1)
     lr: float = Field(0.005, gt=0)
     betas: tuple[float, float] = (0.1, 0.1)
+    lr_scheduler: bool = True
     lr_milestones: tuple[float, ...] = (0.6, 0.8)
     lr_gamma: float = Field(0.1, gt=0)
     crop_scale: tuple[float, float] = (0.9, 1.0)
@@ -120,12 +128,20 @@ class PPA(Attack):
             prior, target, latents, labels, self.batch_size).mean().item()
         return AttackOutput(reconstructions, labels[keep].cpu(), trace)
 
+    def make_lr_scheduler(self, optimizer: torch.optim.Optimizer
+                          ) -> torch.optim.lr_scheduler.MultiStepLR | None:
+        """MultiStepLR(milestones round(m * steps) for m in lr_milestones, lr_gamma), or None
+        (constant lr) without ``lr_scheduler``; stepped once per optimisation step."""
+        if not self.lr_scheduler:
+            return None
+        milestones = sorted({round(m * self.steps) for m in self.lr_milestones})
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, self.lr_gamma)
+
     def _optimise(self, target: nn.Module, prior, w: torch.Tensor, labels: torch.Tensor,
                   record: bool) -> tuple[torch.Tensor, dict]:
         w = w.detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adam([w], lr=self.lr, betas=self.betas)
-        milestones = sorted({round(m * self.steps) for m in self.lr_milestones})
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, self.lr_gamma)
+        scheduler = self.make_lr_scheduler(optimizer)
         size = prior.image_size or tuple(prior(w[:1]).shape[-2:])
         augment = v2.RandomResizedCrop(size, scale=self.crop_scale, ratio=self.crop_ratio,
                                        antialias=True)
@@ -143,7 +159,8 @@ class PPA(Attack):
                 losses.append(loss.item())
                 identity.append(identity_loss.item())
             optimizer.step()
-            scheduler.step()
+            if scheduler is not None:
+                scheduler.step()
         curves = {"gradients": torch.stack(grads), "loss": losses,
                   "poincare_loss": identity} if record else {}
         return w.detach(), curves
@@ -166,12 +183,15 @@ def initial_selection(prior, target: nn.Module, classes: Sequence[int], search_s
     """Score ``search_space_size`` random latents by the target's softmax (mean over the image
     and its mirror image when ``flip``); keep the ``num_candidates`` most confident per class.
 
+    Each image is clip(G(w), value_range) before the crop and resize to the target, as the
+    authors' ``find_initial_w`` does (``clip=True``: StyleGAN output clipped to [-1, 1]).
     Returns latents (len(classes) * num_candidates, *latent_shape) and their labels.
     """
     latents = prior.sample_latents(search_space_size)
     scores = []
     for start in range(0, search_space_size, batch_size):
-        images = prior(latents[start:start + batch_size])
+        raw = prior.generate(latents[start:start + batch_size])
+        images = prior.to_target(raw.clamp(*prior.value_range))
         views = [images, images.flip(-1)] if flip else [images]
         scores.append(sum(target(v).softmax(dim=1) for v in views) / len(views))
     confidence = torch.cat(scores)
@@ -198,12 +218,13 @@ def final_selection(images: torch.Tensor, labels: torch.Tensor, target: nn.Modul
 def final_selection_from_latents(prior: nn.Module, latents: torch.Tensor, labels: torch.Tensor,
                                  target: nn.Module, transform: Transform, iterations: int = 100,
                                  keep: int = 50, batch_size: int = 25) -> torch.Tensor:
-    """:func:`final_selection` of x = clamp(prior(w), 0, 1), each batch generated on the fly and
-    dropped once scored: memory O(batch_size) images instead of O(len(latents))."""
+    """:func:`final_selection` of x = prior(w), unclamped as in the authors' final selection
+    (``create_image``), each batch generated on the fly and dropped once scored: memory
+    O(batch_size) images instead of O(len(latents))."""
     device = model_device(prior)
     scores = []
     for start in range(0, len(latents), batch_size):
-        images = prior(latents[start:start + batch_size].to(device)).clamp(0, 1)
+        images = prior(latents[start:start + batch_size].to(device))
         scores.append(_transform_confidence(images, labels[start:start + batch_size], target,
                                             transform, iterations))
         del images
@@ -216,9 +237,9 @@ def generate_selected(prior: nn.Module, latents: torch.Tensor, index: torch.Tens
     """clamp(prior(latents[index]), 0, 1) on CPU, in the order of ``index``.
 
     Each image is generated inside its own batch ``latents[b * batch_size:(b + 1) * batch_size]``,
-    the batch the final selection scored it in, so it is bit-identical to the scored image
-    (a generator's output can depend on the batch it runs in); batches without a selected
-    latent are skipped.
+    the batch the final selection scored it in, so it is bit-identical to the scored image up
+    to the clamp (a generator's output can depend on the batch it runs in); batches without a
+    selected latent are skipped.
     """
     device = model_device(prior)
     index = index.cpu()

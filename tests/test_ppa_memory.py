@@ -87,8 +87,8 @@ def former_run(attack: PPA, target: nn.Module, classes: list[int],
         optimised.append(w)
         trace = trace or curves
     latents = torch.cat(optimised)
-    with torch.no_grad():
-        images = torch.cat([prior(latents[i:i + attack.batch_size]).clamp(0, 1)
+    with torch.no_grad():  # scored unclamped (the authors' final selection), returned clamped
+        images = torch.cat([prior(latents[i:i + attack.batch_size])
                             for i in range(0, len(latents), attack.batch_size)])
     size = tuple(images.shape[-2:])
     transform = random_transform(size, attack.final_scale, attack.final_ratio,
@@ -98,7 +98,7 @@ def former_run(attack: PPA, target: nn.Module, classes: list[int],
     trace["initial_confidence_mean"] = initial_confidence.mean().item()
     trace["optimised_confidence_mean"] = _confidence(
         prior, target, latents, labels, attack.batch_size).mean().item()
-    return AttackOutput(images[keep].cpu(), labels[keep].cpu(), trace)
+    return AttackOutput(images[keep].clamp(0, 1).cpu(), labels[keep].cpu(), trace)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,7 @@ def test_final_selection_from_latents_scores_like_final_selection_on_the_images(
     latents = prior.sample_latents(23)
     labels = torch.tensor([1] * 10 + [4] * 3 + [0] * 10)  # classes out of order
     with torch.no_grad():
-        images = torch.cat([prior(latents[i:i + 4]).clamp(0, 1) for i in range(0, 23, 4)])
+        images = torch.cat([prior(latents[i:i + 4]) for i in range(0, 23, 4)])
     transform = random_transform(IMAGE[1:], (0.5, 0.9), (0.8, 1.2), True)
     torch.manual_seed(1)
     expected = final_selection(images, labels, target, transform, 3, 5, 4)
@@ -158,4 +158,4 @@ def test_final_selection_from_latents_scores_like_final_selection_on_the_images(
     assert keep.tolist() == expected.tolist() and len(keep) == 13  # 5 + 5 + 3 (class 4)
     # generate_selected: any order of any indices, each image made inside its own batch
     index = torch.tensor([22, 0, 9, 3, 8, 21])
-    assert torch.equal(generate_selected(prior, latents, index, 4), images[index])
+    assert torch.equal(generate_selected(prior, latents, index, 4), images[index].clamp(0, 1))

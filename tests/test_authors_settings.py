@@ -1,0 +1,97 @@
+"""Pinned to the authors' code (issue "The paper's setting, faithful"): PPA's lr schedule and
+image clipping (github.com/LukasStruppek/Plug-and-Play-Attacks), GMI's restart choice
+(github.com/AI-secure/GMI-Attack ``attack.py``), KED-MI's iterations
+(github.com/SCccc21/Knowledge-Enriched-DMI ``recovery.py``), MI-Face's stopping rule
+(Fredrikson et al., CCS 2015, Algorithm 1) and the PRDC definition the site states."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from lsmia_bench.attacks.ppa import PPA, final_selection_from_latents, initial_selection
+from lsmia_bench.attacks.priors.base import GeneratorPrior
+from lsmia_bench.benchmark.config import read_suite_file
+from lsmia_bench.benchmark.pipelines import validate_raw_suite
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread(one_torch_thread):
+    """Tiny networks on a shared 2-core machine run fastest on one thread."""
+
+
+def suite_attack_params(suite: str, attack: str) -> dict:
+    raw, source = read_suite_file(suite, None)
+    config = validate_raw_suite(raw, source)
+    return next(a.params for a in config.attacks if a.name == attack)
+
+
+class BrightnessTarget(nn.Module):
+    """Logits (10 * mean(x), 0); records the range of every input it sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(10.0))
+        self.seen: list[tuple[float, float]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append((x.min().item(), x.max().item()))
+        score = self.scale * x.flatten(1).mean(dim=1)
+        return torch.stack([score, torch.zeros_like(score)], dim=1)
+
+
+class Overshoot(nn.Module):
+    """A one-pixel generator whose output 5 z leaves its nominal range [-1, 1]."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return (5 * z).view(-1, 1, 1, 1)
+
+
+def _lrs(attack: PPA) -> list[float]:
+    """The lr of each optimisation step, with the attack's scheduler stepped as in _optimise."""
+    optimizer = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=attack.lr)
+    scheduler = attack.make_lr_scheduler(optimizer)
+    lrs = []
+    for _ in range(attack.steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+    return lrs
+
+
+def test_ppa_lr_scheduler_is_the_default_configs_multisteplr_and_off_on_faces():
+    # default_attacking_local.yaml: Adam lr 0.005, MultiStepLR milestones [30, 40], gamma 0.1
+    assert _lrs(PPA()) == pytest.approx([0.005] * 30 + [0.0005] * 10 + [0.00005] * 10)
+    # FaceScrub_FFHQ.yaml / CelebA_FFHQ.yaml: no lr_scheduler, the lr stays 0.005
+    assert PPA(lr_scheduler=False).make_lr_scheduler(
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)) is None
+    assert _lrs(PPA(lr_scheduler=False)) == [0.005] * 50
+    faces = PPA(**suite_attack_params("faces", "ppa"))
+    assert not faces.lr_scheduler and set(_lrs(faces)) == {faces.lr}
+
+
+def test_ppa_clips_before_the_initial_selection_and_not_before_the_final_one():
+    prior = GeneratorPrior(Overshoot(), 1, value_range=(-1, 1))
+    target = BrightnessTarget()
+    torch.manual_seed(0)
+    latents, labels = initial_selection(prior, target, [0, 1], 40, 5, flip=False, batch_size=8)
+    # the authors' find_initial_w: imgs clipped to [-1, 1], i.e. [0, 1] after rescaling
+    assert min(lo for lo, _ in target.seen) == 0.0 and max(hi for _, hi in target.seen) == 1.0
+    torch.manual_seed(0)
+    pool = torch.randn(40, 1)
+    with torch.no_grad():
+        clipped = target((((5 * pool).clamp(-1, 1) + 1) / 2).view(-1, 1, 1, 1))
+        unclipped = target(((5 * pool + 1) / 2).view(-1, 1, 1, 1))
+    expected = [pool[clipped.softmax(1)[:, c].argsort(descending=True, stable=True)[:5]]
+                for c in (0, 1)]
+    assert torch.equal(latents, torch.cat(expected))
+    not_clipped = pool[unclipped.softmax(1)[:, 0].argsort(descending=True, stable=True)[:5]]
+    assert not torch.equal(latents[:5], not_clipped)  # clipping changes the choice here
+
+    target.seen.clear()
+    final_selection_from_latents(prior, latents, labels, target, lambda x: x, iterations=1,
+                                 keep=2, batch_size=4)
+    # the authors' final selection scores create_image's output, which is not clipped
+    assert min(lo for lo, _ in target.seen) < 0.0 and max(hi for _, hi in target.seen) > 1.0
