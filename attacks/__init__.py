@@ -22,6 +22,8 @@ ATTACKS: Registry[type[Attack]] = Registry(
         "gmi": "lsmia_bench.attacks.gmi:GMI",
         "kedmi": "lsmia_bench.attacks.kedmi:KEDMI",
         "mi_face": "lsmia_bench.attacks.mi_face:MIFace",
+        "brep_mi": "lsmia_bench.attacks.brep_mi:BREPMI",
+        "rlb_mi": "lsmia_bench.attacks.rlb_mi:RLBMI",
     },
     entry_point_group="lsmia_bench.attacks",
 )

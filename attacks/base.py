@@ -26,12 +26,17 @@ import torch
 from torch import nn
 
 from lsmia_bench.kernel.attack_output import AttackOutput
-from lsmia_bench.kernel.component import Component
+from lsmia_bench.kernel.component import Component, ThreatModel
 
 
 class Attack(Component):
     """Base of every attack. Hyper-parameters are fields with the authors' defaults."""
 
+    #: What the attack sees of the target: "white-box" (gradients), "black-box" (output
+    #: scores) or "label-only" (the predicted label). Undeclared means white-box, the most
+    #: access, so that no attack claims a weaker threat model than it uses. Built-ins state it
+    #: as a literal in their class body (read from the source by ``lsmia-bench list``).
+    threat_model: ClassVar[ThreatModel] = "white-box"
     #: Whether the attack needs a generator prior trained on public data.
     needs_prior: ClassVar[bool] = False
     #: Whether its loss needs the prior's discriminator (a generator alone will not do).

@@ -13,6 +13,7 @@ from torch import nn
 
 from lsmia_bench.attacks.base import Attack, AttackOutput
 from lsmia_bench.attacks.losses import class_confidence
+from lsmia_bench.kernel.component import ThreatModel
 
 log = logging.getLogger("lsmia_bench")
 
@@ -48,6 +49,7 @@ class GMI(Attack):
         "The Secret Revealer: Generative Model-Inversion Attacks (Zhang et al., CVPR 2020)")
     paper_url: ClassVar[str] = "https://arxiv.org/abs/1911.07135"
     summary: ClassVar[str] = "SGD latent search in a WGAN-GP prior: identity loss + critic loss."
+    threat_model: ClassVar[ThreatModel] = "white-box"
     needs_prior: ClassVar[bool] = True
     needs_discriminator: ClassVar[bool] = True
     prior_kind: ClassVar[str | None] = "wgan_gp"

@@ -11,6 +11,7 @@ from pydantic import Field
 from torch import nn
 
 from lsmia_bench.attacks.base import Attack, AttackOutput
+from lsmia_bench.kernel.component import ThreatModel
 
 
 class KEDMI(Attack):
@@ -44,6 +45,7 @@ class KEDMI(Attack):
         "Knowledge-Enriched Distributional Model Inversion Attacks (Chen et al., ICCV 2021)")
     paper_url: ClassVar[str] = "https://arxiv.org/abs/2010.04092"
     summary: ClassVar[str] = "Learns a latent distribution per class in a target-aware GAN."
+    threat_model: ClassVar[ThreatModel] = "white-box"
     needs_prior: ClassVar[bool] = True
     needs_discriminator: ClassVar[bool] = True
     prior_kind: ClassVar[str | None] = "kedmi"

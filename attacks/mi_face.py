@@ -11,6 +11,7 @@ from torch import nn
 
 from lsmia_bench.attacks.base import Attack, AttackOutput, model_device
 from lsmia_bench.attacks.losses import class_confidence, total_variation
+from lsmia_bench.kernel.component import ThreatModel
 
 
 class MIFace(Attack):
@@ -46,6 +47,7 @@ class MIFace(Attack):
                             "(Fredrikson et al., CCS 2015)")
     paper_url: ClassVar[str] = "https://doi.org/10.1145/2810103.2813677"
     summary: ClassVar[str] = "Gradient descent on the input with an image prior, no generator."
+    threat_model: ClassVar[ThreatModel] = "white-box"
     trace_samples: ClassVar[int] = 1  # input-space gradients are large
     probe_params: ClassVar[dict[str, Any]] = {"iterations": 2, "patience": 1}
 

@@ -12,6 +12,7 @@ from torchvision.transforms import v2
 
 from lsmia_bench.attacks.base import Attack, AttackOutput, model_device
 from lsmia_bench.attacks.losses import class_confidence, poincare_loss
+from lsmia_bench.kernel.component import ThreatModel
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -63,6 +64,7 @@ class PPA(Attack):
     paper: ClassVar[str] = "Plug & Play Attacks (Struppek et al., ICML 2022)"
     paper_url: ClassVar[str] = "https://arxiv.org/abs/2201.12179"
     summary: ClassVar[str] = "Poincare-loss latent search with augmentations and sample selection."
+    threat_model: ClassVar[ThreatModel] = "white-box"
     needs_prior: ClassVar[bool] = True
     prior_kind: ClassVar[str | None] = "wgan_gp"
     probe_params: ClassVar[dict[str, Any]] = {

@@ -11,6 +11,7 @@ from pydantic import Field
 from torch import nn
 
 from lsmia_bench.attacks.base import Attack, AttackOutput
+from lsmia_bench.kernel.component import ThreatModel
 
 
 class ToySGD(Attack):
@@ -33,6 +34,7 @@ class ToySGD(Attack):
     paper: ClassVar[str] = "Be Careful What You Smooth For (Struppek et al., ICLR 2024)"
     paper_url: ClassVar[str] = "https://arxiv.org/abs/2310.06549"
     summary: ClassVar[str] = "SGD on a 2-D input toward a class, from a fixed start point."
+    threat_model: ClassVar[ThreatModel] = "white-box"
     probe_params: ClassVar[dict[str, Any]] = {"max_steps": 2}
 
     start: list[float] = Field(default_factory=lambda: [-3.0, -10.0], min_length=1)

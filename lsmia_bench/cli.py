@@ -100,6 +100,8 @@ def list_components() -> None:
         for name in registry.names():
             try:  # read from the source where it is a literal: no PyTorch import
                 summary = registry.summary(name)
+                if registry is ATTACKS:
+                    summary = f"[{registry.metadata(name, 'threat_model')}] {summary}"
             except UserError as exc:
                 summary = f"(broken plug-in: {exc})"
             console.print(f"  {name:<18} {summary}", markup=False, soft_wrap=True)

@@ -61,12 +61,24 @@ def test_list_imports_no_torch():
     assert done.returncode == 0, done.stderr
     assert "label_smoothing" in done.stdout and "ppa" in done.stdout
     assert done.stdout.strip().endswith("NO-TORCH 0"), done.stdout[-500:]
+    # Each attack's line names its threat model (read from the source, too).
+    lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
+    assert "[label-only]" in lines["brep_mi"] and "[black-box]" in lines["rlb_mi"]
+    assert "[white-box]" in lines["gmi"]
 
 
 @pytest.mark.parametrize("registry", [DEFENSES, ATTACKS], ids=["defenses", "attacks"])
 def test_static_summaries_equal_the_loaded_classes(registry):
     for name in registry.names():
         assert registry.summary(name) == registry.get(name).summary, name
+
+
+def test_static_threat_models_equal_the_loaded_classes():
+    from lsmia_bench.kernel.component import THREAT_MODELS
+
+    for name in ATTACKS.names():
+        stated = ATTACKS.metadata(name, "threat_model")
+        assert stated == ATTACKS.get(name).threat_model and stated in THREAT_MODELS, name
 
 
 def test_summary_not_a_literal_falls_back_to_the_class(tmp_path, monkeypatch):

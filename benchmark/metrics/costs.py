@@ -15,6 +15,10 @@ for _spec in [
                "(hardware dependent; see the entry page).", "t_end - t_start of the target's "
                "trial (wall clock)", "one value per trial", "target", unit="seconds",
                detail=True),
+    MetricSpec("queries", "Queries", "Images the attack sent to the target through its oracle "
+               "(black-box and label-only attacks; white-box attacks do not count them).",
+               "Q = number of images whose scores or labels the attack asked for",
+               "one value per trial", "attack", unit="count", detail=True),
     MetricSpec("elapsed_s", "Attack time", "Wall-clock seconds the attack took.",
                "t_end - t_start of the attack's trial (wall clock)", "one value per trial",
                "attack", unit="seconds", detail=True),

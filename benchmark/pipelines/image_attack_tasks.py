@@ -164,6 +164,8 @@ def measure_attack(spec: dict[str, Any], attack: Any, output: AttackOutput,
     labels = per_reconstruction.pop("label")
     write_per_unit(out / PER_RECONSTRUCTION_FILE, labels, per_reconstruction)
     metrics["reconstructions"] = float(len(output.reconstructions))
+    if output.queries is not None:
+        metrics["queries"] = float(output.queries)
 
     curves = {k: [float(x) for x in v] for k, v in output.trace.items()
               if isinstance(v, list) and v and isinstance(v[0], int | float)}

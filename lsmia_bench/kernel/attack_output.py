@@ -19,3 +19,6 @@ class AttackOutput:
     """Optimisation trace of one run: ``gradients`` (T, S, ...) gradients of the optimised
     variable (latent or input) for S tracked samples at each of T steps, ``loss`` (T,) mean
     total loss per step, and attack-specific curves."""
+    queries: int | None = None
+    """Images the attack sent to the target (each image of a batch counts), for attacks that
+    see the target only through an oracle (black-box, label-only); None when not counted."""

@@ -3,11 +3,17 @@ hyper-parameters, with the paper's defaults and allowed ranges."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lsmia_bench.kernel.errors import UserError
+
+#: What an attack may see of the target: its gradients (white-box), its output scores
+#: (black-box, soft labels) or only its predicted label (label-only).
+ThreatModel = Literal["white-box", "black-box", "label-only"]
+#: The threat models in order of the attacker's access, most first (the leaderboard's order).
+THREAT_MODELS: tuple[ThreatModel, ...] = get_args(ThreatModel)
 
 
 class Component(BaseModel):

@@ -82,15 +82,20 @@ class Registry(Generic[T]):
         return obj
 
     def summary(self, name: str) -> str:
-        """A component's one-line ``summary``, read from its source file when it states it as
-        a string literal (nothing imported: ``lsmia-bench list`` starts no PyTorch), else from
-        the loaded class."""
+        """A component's one-line ``summary`` (see :meth:`metadata`)."""
+        return self.metadata(name, "summary")
+
+    def metadata(self, name: str, attribute: str) -> str:
+        """A string class attribute of a component (``summary``, ``threat_model``), read from
+        its source file when the class states it as a literal (nothing imported: ``lsmia-bench
+        list`` and the leaderboard start no PyTorch), else from the loaded class; "" when the
+        class has no such attribute."""
         target = self._lazy.get(name) or self._plugin_entry_points().get(name)
         if name not in self._loaded and target is not None:
-            found = static_class_attribute(target, "summary")
+            found = static_class_attribute(target, attribute)
             if found is not None:
                 return found
-        return str(getattr(self.get(name), "summary", ""))
+        return str(getattr(self.get(name), attribute, ""))
 
     def _unknown_fix(self, name: str) -> str:
         close = difflib.get_close_matches(name, self.names(), n=1)
