@@ -26,7 +26,8 @@ class GMI(Attack):
     ``attack.py`` (github.com/AI-secure/GMI-Attack): all classes in one batch, loss
     ``prior + lambda * identity`` averaged over the batch, SGD with Nesterov momentum written
     out (v <- m v - lr g; z <- z - m v_prev + (1 + m) v), z clamped after each step, several
-    random restarts; per class the restart with the highest target confidence is kept.
+    random restarts; per class the restart with the highest raw target logit of the class is
+    kept (the authors' ``score[i, i]``, ``score = T(fake)[-1]``; the first on ties).
     The prior loss is -D(G(z)) for a WGAN critic and the realness loss of a KED-MI
     discriminator otherwise (the authors' ``improved`` switch).
 
@@ -38,7 +39,8 @@ class GMI(Attack):
         restarts (int): random restarts. (Default: 5, authors)
         clip_range (float): z is clamped to [-clip_range, clip_range]. (Default: 1, authors)
         keep_all_restarts (bool): return every restart's result instead of the best one per
-            class (more samples for FID/PRDC/xi). (Default: False, authors keep the best)
+            class by the target's logit (more samples for FID/PRDC/xi). (Default: False,
+            authors keep the best)
 
     Shape: reconstructions (len(classes) * (restarts if keep_all_restarts else 1), C, H, W).
     Usage: ``GMI(iterations=300).run(target, [0, 1, 2], prior)``.
@@ -75,17 +77,19 @@ class GMI(Attack):
         z, trace = self._search(target, prior, labels.repeat(restarts), restarts)
         with torch.no_grad():
             flat = prior(z).clamp(0, 1)
-            conf = class_confidence(target(flat), labels.repeat(restarts)).cpu()
+            logits = target(flat)
+            conf = class_confidence(logits, labels.repeat(restarts)).cpu().reshape(restarts, k)
+            logit = class_logit(logits, labels.repeat(restarts)).cpu().reshape(restarts, k)
         images = flat.cpu().reshape(restarts, k, *flat.shape[1:])  # (R, K, ...)
-        conf = conf.reshape(restarts, k)
         if self.keep_all_restarts:
             reconstructions = images.transpose(0, 1).reshape(-1, *images.shape[2:])
             out_labels = labels.cpu().repeat_interleave(self.restarts)
         else:
-            best = conf.argmax(dim=0)
+            best = best_restart(logit)
             reconstructions = images[best, torch.arange(len(classes))]
             out_labels = labels.cpu()
         trace["restart_confidence"] = conf.tolist()
+        trace["restart_logit"] = logit.tolist()
         return AttackOutput(reconstructions, out_labels, trace)
 
     def _search(self, target: nn.Module, prior, labels: torch.Tensor,
@@ -114,3 +118,14 @@ class GMI(Attack):
         curves = {"gradients": torch.stack(grads), "loss": losses, "identity_loss": identity,
                   "prior_loss": prior_terms}
         return z.detach(), curves
+
+
+def class_logit(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """l_y(x) = logits[y] per sample (N,): the raw score, before any softmax."""
+    return logits.gather(1, labels.view(-1, 1)).squeeze(1)
+
+
+def best_restart(scores: torch.Tensor) -> torch.Tensor:
+    """argmax_r scores[r, k] per class k (restarts x classes), the first restart on ties, as the
+    authors' running ``if score[i, i] > max_score[i]`` over restarts in order."""
+    return scores.argmax(dim=0)

@@ -29,7 +29,9 @@ class KEDMI(Attack):
     Arguments:
         lr (float): Adam step size. (Default: 0.02, authors)
         identity_weight (float): lambda. (Default: 100, authors)
-        iterations (int): optimisation steps. (Default: 1500, authors' ``gmi_attack``)
+        iterations (int): optimisation steps. (Default: 2400, the authors' ``recovery.py``,
+            which calls ``dist_inversion(..., iter_times=2400)``; the signature's default is
+            1500)
         samples_per_class (int): samples drawn from each learned distribution. (Default: 5)
         clip_range (float | None): clamp sampled latents to [-c, c] before the generator.
             The authors pass clip_range=1 but clamp only a copy of z that is never used again,
@@ -53,7 +55,7 @@ class KEDMI(Attack):
 
     lr: float = Field(0.02, gt=0)
     identity_weight: float = Field(100.0, ge=0)
-    iterations: int = Field(1500, ge=1)
+    iterations: int = Field(2400, ge=1)
     samples_per_class: int = Field(5, ge=1)
     clip_range: float | None = Field(None, gt=0)
 

@@ -264,7 +264,7 @@ def test_registry_and_hyperparameter_errors():
         assert cls.__doc__ and "Arguments:" in cls.__doc__ and cls.paper_url
     assert PPA().lr == 0.005 and PPA().betas == (0.1, 0.1) and PPA().samples_per_class == 50
     assert GMI().lr == 0.02 and GMI().identity_weight == 100 and GMI().clip_range == 1
-    assert KEDMI().lr == 0.02 and KEDMI().iterations == 1500
+    assert KEDMI().lr == 0.02 and KEDMI().iterations == 2400  # authors' recovery.py
     assert GMI.prior_kind == "wgan_gp" and KEDMI.prior_kind == "kedmi" and not MIFace.needs_prior
     with pytest.raises(UserError, match="samples_per_class"):
         build_component(PPA, {"num_candidates": 10, "samples_per_class": 20}, "attacks.ppa")

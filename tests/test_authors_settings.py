@@ -95,3 +95,64 @@ def test_ppa_clips_before_the_initial_selection_and_not_before_the_final_one():
                                  keep=2, batch_size=4)
     # the authors' final selection scores create_image's output, which is not clipped
     assert min(lo for lo, _ in target.seen) < 0.0 and max(hi for _, hi in target.seen) > 1.0
+
+
+class TinyTarget(nn.Module):
+    """A fixed random linear classifier on 4 x 4 grey images, with the logits scaled apart so
+    that the highest logit and the highest softmax often belong to different restarts."""
+
+    input_shape = (1, 4, 4)
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(11)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 4 * self.head(x.flatten(1))
+
+
+def tiny_gan_prior() -> GeneratorPrior:
+    torch.manual_seed(12)
+    generator = nn.Sequential(nn.Linear(5, 16), nn.Sigmoid(), nn.Unflatten(1, (1, 4, 4)))
+    critic = nn.Sequential(nn.Flatten(), nn.Linear(16, 1))
+    return GeneratorPrior(generator, 5, image_size=(4, 4), channels=1, discriminator=critic,
+                          discriminator_kind="wgan")
+
+
+def test_gmi_keeps_the_restart_with_the_highest_raw_logit_of_the_class():
+    from lsmia_bench.attacks.gmi import GMI, best_restart, class_logit
+
+    # the authors' rule on a fixed case: restart 0 has logits (5, 4.9) for class 0 (softmax
+    # 0.52), restart 1 has (3, -5) (softmax 0.9997); score[i, i] keeps restart 0
+    logits = torch.tensor([[5.0, 4.9], [3.0, -5.0]])
+    logit = class_logit(logits, torch.tensor([0, 0])).view(2, 1)
+    softmax = logits.softmax(1)[:, 0].view(2, 1)
+    assert best_restart(logit).tolist() == [0] and best_restart(softmax).tolist() == [1]
+    assert best_restart(torch.tensor([[1.0], [1.0], [0.5]])).tolist() == [0]  # first on ties
+
+    classes, settings = [0, 1, 2], {"iterations": 3, "restarts": 6, "lr": 0.05}
+    target, prior = TinyTarget().eval(), tiny_gan_prior()
+    torch.manual_seed(5)
+    every = GMI(keep_all_restarts=True, **settings).run(target, classes, prior)
+    torch.manual_seed(5)
+    best = GMI(**settings).run(target, classes, prior)
+    logit = torch.tensor(best.trace["restart_logit"])  # (restarts, classes)
+    confidence = torch.tensor(best.trace["restart_confidence"])
+    chosen = logit.argmax(dim=0)
+    assert not torch.equal(chosen, confidence.argmax(dim=0))  # the two rules disagree here
+    per_class = every.reconstructions.view(len(classes), 6, 1, 4, 4)  # class-major
+    assert torch.equal(best.reconstructions, per_class[torch.arange(3), chosen])
+    with torch.no_grad():
+        recomputed = class_logit(target(best.reconstructions), torch.tensor(classes))
+    assert torch.allclose(recomputed, logit.max(dim=0).values)
+
+
+def test_kedmi_runs_the_authors_recovery_iterations_by_default():
+    from lsmia_bench.attacks.kedmi import KEDMI
+
+    # recovery.py: dist_inversion(G, D, T, E, iden, ..., lr=2e-2, lamda=100, iter_times=2400,
+    # num_seeds=5)
+    attack = KEDMI()
+    assert (attack.iterations, attack.lr, attack.identity_weight, attack.samples_per_class) == (
+        2400, 0.02, 100.0, 5)
