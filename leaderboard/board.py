@@ -31,6 +31,7 @@ from lsmia_bench.leaderboard.columns import (
     RANKING_PRIVACY_METRICS,
     UTILITY_METRIC,
     MetricInfo,
+    in_feature_spaces,
     metric_info,
     ordered_metrics,
 )
@@ -264,9 +265,11 @@ def make_suite(name: str, trials: list[TrialRecord], invocations: list[Invocatio
     _utility_drops(entries)
     target_keys = {k for e in entries for t in e.targets if t.ok for k in metric_keys(t.metrics)}
     attack_metrics = {
-        a: [metric_info(k, "attacks") for k in ordered_metrics(
-            {k for e in entries for t in e.attacks[a].trials if t.ok
-             for k in metric_keys(t.metrics)}, "attacks")]
+        a: [in_feature_spaces(metric_info(k, "attacks"), feature_spaces(
+                [t for e in entries for t in e.attacks[a].trials if t.ok]))
+            for k in ordered_metrics(
+                {k for e in entries for t in e.attacks[a].trials if t.ok
+                 for k in metric_keys(t.metrics)}, "attacks")]
         for a in attack_names}
     ranking = _ranking_metric(attack_metrics)
     _paired_with_baseline(entries, ranking, settings)
@@ -368,6 +371,11 @@ def aggregate_metrics(trials: list[TrialRecord], settings: BootstrapSettings | N
     settings = settings or BootstrapSettings()
     keys = sorted({k for t in trials if t.ok for k in metric_keys(t.metrics)})
     return {k: aggregate_metric(trials, k, settings, stage) for k in keys}
+
+
+def feature_spaces(trials: list[TrialRecord]) -> set[str]:
+    """The FID/PRDC feature spaces the trials recorded (``info.feature_space``)."""
+    return {t.info["feature_space"] for t in trials if t.info.get("feature_space")}
 
 
 def missing_reasons(trials: list[TrialRecord]) -> dict[str, str]:

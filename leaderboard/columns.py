@@ -9,7 +9,7 @@ unknown metric still appears, under its recorded name, with a generic note.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lsmia_bench.benchmark.metrics import METRICS
 from lsmia_bench.kernel.metrics import Direction, MetricSpec, Unit
@@ -112,6 +112,34 @@ FIXED_COLUMNS: dict[str, str] = {
     "pareto": "★ marks entries on the Pareto front: no other entry has both higher test "
               "accuracy and less leakage.",
 }
+
+
+#: Metrics computed in a named feature space (the trial's ``info.feature_space``).
+FEATURE_SPACE_METRICS = ("fid", "precision", "recall", "density", "coverage")
+#: Title suffix and note per recorded feature space (``benchmark.metrics.features``).
+FEATURE_SPACES = {
+    "evaluation_model": (" (eval-model features)", " Computed in the evaluation model's "
+                         "penultimate features (pytorch-fid's FID Inception weights were not "
+                         "found): not comparable with the literature's FID, which uses the "
+                         "FID Inception network."),
+    "fid_inception_v3": ("", " Computed in pytorch-fid's FID Inception-v3 features (pool3, "
+                         "2048-d), as in the literature."),
+}
+
+
+def in_feature_spaces(info: MetricInfo, spaces: set[str]) -> MetricInfo:
+    """``info`` titled and explained with the feature space its trials recorded: FID stays
+    "FID" only in the FID Inception space; several spaces in one column say so."""
+    if info.key not in FEATURE_SPACE_METRICS or not spaces:
+        return info
+    if len(spaces) > 1:
+        suffix = " (mixed feature spaces)"
+        note = f" Trials computed it in different feature spaces ({', '.join(sorted(spaces))})."
+    else:
+        space = next(iter(spaces))
+        suffix, note = FEATURE_SPACES.get(space, (f" ({space} features)",
+                                                  f" Computed in the {space} feature space."))
+    return replace(info, title=info.title + suffix, explanation=info.explanation + note)
 
 
 def metric_info(key: str, stage: str) -> MetricInfo:

@@ -24,6 +24,7 @@ from torch import nn
 from lsmia_bench.benchmark.metrics import METRICS
 from lsmia_bench.benchmark.metrics.face import facenet_weights_note, find_facenet_weights
 from lsmia_bench.benchmark.metrics.features import (
+    EVALUATION_SPACE,
     FeatureSpace,
     evaluation_feature_space,
     penultimate_features,
@@ -61,9 +62,14 @@ class AttackEvaluation:
                  face_suite: bool = False, facenet_weights: str | Path | None = None,
                  make_student: Callable[[int], nn.Module] | None = None,
                  student_options: dict[str, Any] | None = None, prdc_k: int = 3,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", evaluation_inputs: Any = None) -> None:
         self.output, self.evaluation_model, self.private = output, evaluation_model, private
         self.target = target
+        #: What the evaluation model and the feature space see of the reconstructions: the
+        #: reconstructions themselves, or anything sliced like them (e.g. the same latents
+        #: generated again at the evaluation model's resolution, ``GeneratedImages``).
+        self.evaluation_inputs = (output.reconstructions if evaluation_inputs is None
+                                  else evaluation_inputs)
         self.space = feature_space or evaluation_feature_space(evaluation_model)
         self.face_suite, self.facenet_weights = face_suite, facenet_weights
         self.make_student, self.student_options = make_student, student_options or {}
@@ -144,21 +150,42 @@ class AttackEvaluation:
                               for i in range(0, len(recon), batch_size)])
 
     @cached_property
-    def evaluation_logits(self) -> torch.Tensor:
-        return self.logits(self.evaluation_model)
+    def _evaluation_pass(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The evaluation model's logits and penultimate features of the evaluation inputs,
+        and their features in the FID/PRDC space when that is another network: one pass, so
+        that generated inputs are synthesised once."""
+        model, inputs = self.evaluation_model.eval(), self.evaluation_inputs
+        device = next(model.parameters()).device
+        own_space = self.space.name == EVALUATION_SPACE
+        logits, features, space = [], [], []
+        with torch.no_grad():
+            for start in range(0, len(inputs), 256):
+                x = inputs[start:start + 256].to(device)
+                logits.append(model(x).cpu())
+                features.append(model.embed(x).flatten(1).float().cpu())
+                if not own_space:
+                    space.append(self.space.extract(x))
+        empty = torch.empty(0)
+        return (torch.cat(logits) if logits else empty, torch.cat(features) if features
+                else empty, None if own_space else torch.cat(space) if space else empty)
 
-    @cached_property
+    @property
+    def evaluation_logits(self) -> torch.Tensor:
+        return self._evaluation_pass[0]
+
+    @property
     def evaluation_features(self) -> torch.Tensor:
-        return penultimate_features(self.evaluation_model, self.reconstructions)
+        return self._evaluation_pass[1]
 
     @cached_property
     def reference_evaluation_features(self) -> torch.Tensor:
         return penultimate_features(self.evaluation_model, self.references)
 
-    @cached_property
+    @property
     def space_features(self) -> torch.Tensor:
-        """The reconstructions in the FID/PRDC feature space."""
-        return self.space.extract(self.reconstructions)
+        """The evaluation inputs in the FID/PRDC feature space."""
+        features = self._evaluation_pass[2]
+        return self.evaluation_features if features is None else features
 
     @cached_property
     def reference_space_features(self) -> torch.Tensor:
@@ -203,6 +230,7 @@ def evaluate_attack(
     device: torch.device | str = "cpu",
     uncertainty: BootstrapSettings | None = None,
     set_uncertainty: BootstrapSettings | None = None,
+    evaluation_inputs: Any = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """The listed privacy metrics of one attack (default :func:`applicable_metrics`), each by
     its registered function on one shared :class:`AttackEvaluation`: Acc@1/Acc@5 and
@@ -210,7 +238,9 @@ def evaluate_attack(
     training images of the attacked classes in ``feature_space`` (default: the evaluation
     model's), delta_face (face suites), the knowledge extraction score xi (when
     ``make_student`` is given; ``student_options`` go to ``knowledge_extraction_score``),
-    the gradient stability of the trace, and metrics of the ``target`` itself.
+    the gradient stability of the trace, and metrics of the ``target`` itself. The
+    evaluation model and the feature space judge ``evaluation_inputs`` (default: the
+    reconstructions; see :class:`AttackEvaluation`).
 
     Returns (metrics, info); info holds ``feature_space``, ``missing`` {metric: reason},
     ``flags`` {metric: caveat on a recorded value}, ``intervals`` {metric: Interval} (within
@@ -220,7 +250,8 @@ def evaluate_attack(
     context = AttackEvaluation(
         output, evaluation_model, private, target=target, feature_space=feature_space,
         face_suite=face_suite, facenet_weights=facenet_weights, make_student=make_student,
-        student_options=student_options, prdc_k=prdc_k, device=device)
+        student_options=student_options, prdc_k=prdc_k, device=device,
+        evaluation_inputs=evaluation_inputs)
     names = applicable_metrics(face_suite) if metrics is None else metrics
     found = evaluate(METRICS, names, context, context.setting())
     info: dict[str, Any] = {}

@@ -66,19 +66,33 @@ def load_facenet(weights: Path | str, device: torch.device | str = "cpu") -> nn.
     return model.to(device).eval()
 
 
+def fixed_image_standardization(images: torch.Tensor) -> torch.Tensor:
+    """(255 x - 127.5) / 128 for x in [0, 1]: facenet-pytorch's ``fixed_image_standardization``
+    of 8-bit pixels, the input its VGGFace2 weights were trained with."""
+    return (images * 255 - 127.5) / 128
+
+
+def facenet_input(images: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] -> FaceNet's input: grey -> RGB, resized to 160 px (bilinear,
+    antialiased when shrinking, as PPA's ``create_image`` resizes), standardised.
+
+    The crop is the one the images already have: reconstructions come from the generator's
+    center crop (the faces suite's ``prior.center_crop``, 800 of 1024 px, the crop PPA's
+    ``attack.py`` hands its FaceNet distance), private images from the data's face crops."""
+    x = images.float()
+    x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+    if tuple(x.shape[-2:]) != (FACENET_SIZE, FACENET_SIZE):
+        x = F.interpolate(x, size=(FACENET_SIZE, FACENET_SIZE), mode="bilinear",
+                          align_corners=False, antialias=x.shape[-1] > FACENET_SIZE)
+    return fixed_image_standardization(x)
+
+
 @torch.no_grad()
 def facenet_features(model: nn.Module, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """Embeddings of images in [0, 1]: 160 px, grey -> RGB, (255 x - 127.5) / 128 (facenet's
-    ``fixed_image_standardization``); (N, 512) on CPU."""
+    """Embeddings of images in [0, 1] (:func:`facenet_input`); (N, 512) on CPU."""
     device = next(model.parameters()).device
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size].to(device).float()
-        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-        x = F.interpolate(x, size=(FACENET_SIZE, FACENET_SIZE), mode="bilinear",
-                          align_corners=False)
-        out.append(model((x * 255 - 127.5) / 128).cpu())
-    return torch.cat(out)
+    return torch.cat([model(facenet_input(images[i:i + batch_size].to(device))).cpu()
+                      for i in range(0, len(images), batch_size)])
 
 
 def delta_face(reconstructions: torch.Tensor, labels: torch.Tensor, private_images: torch.Tensor,

@@ -28,7 +28,8 @@ from lsmia_bench.benchmark.data.face_folders import (
 )
 from lsmia_bench.benchmark.data.face_suite import load_face_splits
 from lsmia_bench.benchmark.metrics.evaluate import PrivateData
-from lsmia_bench.benchmark.metrics.features import penultimate_features
+from lsmia_bench.benchmark.metrics.features import penultimate_features, select_feature_space
+from lsmia_bench.benchmark.metrics.inputs import GeneratedImages, student_augmentation
 from lsmia_bench.benchmark.metrics.intervals import bootstrap_settings
 from lsmia_bench.benchmark.metrics.utility import accuracy
 from lsmia_bench.benchmark.models import build_classifier
@@ -43,6 +44,7 @@ from lsmia_bench.benchmark.pipelines.image_tasks import (
     record_training,
 )
 from lsmia_bench.benchmark.training import TrainingHistory, predict, train_classifier
+from lsmia_bench.kernel.attack_output import AttackOutput
 
 #: Most test images drawn in the embedding figure (530 identities x 7 images is unreadable).
 EMBEDDING_CLASSES = 20
@@ -144,6 +146,33 @@ def attack_face_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
     train_images, train_labels = private_images(splits, "train", size, threads)
     test_images, test_labels = private_images(splits, "test", size, threads)
     private = PrivateData(train_images, train_labels, test_images, test_labels)
+    privacy = spec["privacy"]
+    evaluation_inputs, info["evaluation_input"] = face_evaluation_inputs(
+        output, prior, evaluation, size)
+    augmentation = privacy.get("student_augmentation")
+    student_augment = None if augmentation is None else student_augmentation(
+        size, augmentation["resized_crop_scale"], augmentation["resized_crop_ratio"],
+        augmentation["flip"])
+    info["student"] = (f"{student['name']} {student['params']}, augmentation "
+                       f"{augmentation if augmentation is not None else 'none'}")
     return measure_attack(spec, attack, output, evaluation, private, make_student,
                           splits.num_classes, out, ctx, TaskResult(metrics, {}, info),
-                          facenet_weights=spec["privacy"]["facenet_weights"], target=target)
+                          facenet_weights=privacy["facenet_weights"], target=target,
+                          feature_space=select_feature_space(
+                              evaluation, privacy.get("fid_inception_weights")),
+                          evaluation_inputs=evaluation_inputs, student_augment=student_augment)
+
+
+def face_evaluation_inputs(output: AttackOutput, prior: Any, evaluation: torch.nn.Module,
+                           size: int) -> tuple[Any, str]:
+    """What the evaluation model (and the FID/PRDC space) judges, and a note for the record:
+    with the attack's latents, the generator's images at the evaluation model's own input
+    size (1024 px -> center crop 800 -> 299 px, as PPA's code); else the reconstructions
+    (the target's ``size`` px, resized inside the evaluation model)."""
+    network_size = getattr(evaluation, "resize_to", None) or size
+    if output.latents is not None and prior is not None:
+        crop = getattr(prior, "center_crop", None)
+        return (GeneratedImages(prior, output.latents, network_size),
+                f"generated again from the attack's latents: center crop {crop} px, "
+                f"resized to {network_size} px")
+    return None, f"the reconstructions at {size} px, resized to {network_size} px"

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, field_validator
 
 from lsmia_bench.attacks import ATTACKS
 from lsmia_bench.attacks.priors.supplied import (
@@ -25,6 +25,7 @@ from lsmia_bench.attacks.priors.supplied import (
 from lsmia_bench.benchmark.config import Strict, build_components
 from lsmia_bench.benchmark.jobs import Job
 from lsmia_bench.benchmark.pipelines.image import (
+    Architecture,
     Evaluation,
     ImageConfig,
     ImagePipeline,
@@ -124,10 +125,34 @@ class SuppliedPrior(Strict):
 
 
 
+class StudentAugmentation(Strict):
+    """The knowledge extraction student's batch transform (``student_augmentation``); PPA's
+    ``knowledge_extraction_score.py``: RandomResizedCrop(scale 0.8-1, ratio 1), flip, clamp."""
+
+    resized_crop_scale: tuple[float, float] = (0.8, 1.0)
+    resized_crop_ratio: tuple[float, float] = (1.0, 1.0)
+    flip: float = Field(0.5, ge=0, le=1)
+
+    @field_validator("resized_crop_scale")
+    @classmethod
+    def _scale_range(cls, scale: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < scale[0] <= scale[1] <= 1:
+            raise ValueError("[low, high] with 0 < low <= high <= 1")
+        return scale
+
+
 class FacePrivacy(Privacy):
     #: FaceNet (VGGFace2) weights for delta_face: a file, null for the torch hub cache
     #: (missing metric when absent), or "random" (smoke runs: the code path only).
     facenet_weights: str | None = None
+    #: pytorch-fid's FID Inception weights (pt_inception-2015-12-05-6726825d.pth) for FID and
+    #: PRDC: a file, or null for the torch hub cache; when absent, both are computed in the
+    #: evaluation model's features and recorded as such (feature_space).
+    fid_inception_weights: UserPath = None
+    #: xi's student architecture; null: the target's.
+    student: Architecture | None = None
+    #: xi's student batch transform; null: none.
+    student_augmentation: StudentAugmentation | None = None
 
 
 class FacesConfig(ImageConfig):
@@ -162,6 +187,7 @@ class FacesPipeline(ImagePipeline):
         import torch
 
         from lsmia_bench.benchmark.data.face_suite import load_face_splits
+        from lsmia_bench.benchmark.metrics.features import FID_WEIGHTS, find_weights
         from lsmia_bench.benchmark.models import build_classifier
 
         if config.evaluation.name == config.target.name:
@@ -176,9 +202,14 @@ class FacesPipeline(ImagePipeline):
                             problem=f"no {config.data.source} folder given")
         splits = load_face_splits(face_data_spec(config))  # data present and well formed
         size, classes = config.data.image_size, splits.num_classes
-        for field, arch in (("target", config.target), ("evaluation", config.evaluation)):
+        architectures = [("target", config.target), ("evaluation", config.evaluation)]
+        if config.privacy.student is not None:
+            architectures.append(("privacy.student", config.privacy.student))
+        for field, arch in architectures:
             # With their real parameters: a named ImageNet weights file must exist now.
             build_classifier(arch.name, arch.params, 3, size, classes, field=field)
+        find_weights(config.privacy.fid_inception_weights, FID_WEIGHTS,
+                     "privacy.fid_inception_weights")  # a named file must exist now
         for index, spec in enumerate(config.attacks):
             cls = ATTACKS.get(spec.name, field=f"attacks[{index}].name")
             if cls.needs_discriminator:
@@ -209,6 +240,8 @@ class FacesPipeline(ImagePipeline):
         targets = plan_targets(config, data, TRAIN_TASK)
         attacks = plan_attacks(config, prerequisites, targets, data, ATTACK_TASK,
                                prior=prior_spec(config),
-                               extra={"attack_identities": config.attack_identities})
+                               extra={"attack_identities": config.attack_identities,
+                                      "student": (config.privacy.student
+                                                  or config.target).model_dump()})
         return [*prerequisites.values(), *targets, *attacks]
 

@@ -25,6 +25,7 @@ from lsmia_bench.attacks.priors import PRIORS, TrainedPrior, load_trained_prior
 from lsmia_bench.benchmark.context import TaskContext, TaskResult, seed_everything
 from lsmia_bench.benchmark.data.images import ImageSplits, load_image_splits
 from lsmia_bench.benchmark.metrics.evaluate import PrivateData, evaluate_attack
+from lsmia_bench.benchmark.metrics.features import FeatureSpace
 from lsmia_bench.benchmark.metrics.intervals import (
     PER_RECONSTRUCTION_FILE,
     bootstrap_settings,
@@ -137,12 +138,19 @@ def measure_attack(spec: dict[str, Any], attack: Any, output: AttackOutput,
                    make_student: Callable[[int], torch.nn.Module], num_classes: int, out: Path,
                    ctx: TaskContext, result: TaskResult,
                    facenet_weights: str | None = None,
-                   target: torch.nn.Module | None = None) -> TaskResult:
+                   target: torch.nn.Module | None = None,
+                   feature_space: FeatureSpace | None = None,
+                   evaluation_inputs: Any = None,
+                   student_augment: Callable[[torch.Tensor], torch.Tensor] | None = None
+                   ) -> TaskResult:
     """The suite's privacy metrics of one attack's output (``spec["metrics"]``, default all;
     added to ``result``) with their within-trial intervals (``<metric>_ci_low``,
     ``_ci_high``, ``_n``; units in ``info["interval_units"]``), ``per_reconstruction.csv``
     (``label`` and each per-reconstruction metric value), its curves, the reconstruction grid
-    and ``attack.json``: the part of an attack task all pipelines share."""
+    and ``attack.json``: the part of an attack task all pipelines share. ``feature_space``
+    (default: the evaluation model's), ``evaluation_inputs`` (default: the reconstructions)
+    and ``student_augment`` (default: none) go to ``evaluate_attack``; the feature space is
+    recorded in ``info["feature_space"]``."""
     seed = int(spec["seed"])
     privacy = spec["privacy"]
     metrics, series, info = result.metrics, result.series, result.info
@@ -152,8 +160,10 @@ def measure_attack(spec: dict[str, Any], attack: Any, output: AttackOutput,
         make_student=make_student,
         student_options={"num_classes": num_classes, "epochs": privacy["student_epochs"],
                          "batch_size": privacy["student_batch_size"],
-                         "lr": privacy["student_lr"], "seed": seed},
-        prdc_k=privacy["prdc_k"], device=ctx.device,
+                         "lr": privacy["student_lr"], "seed": seed,
+                         "augment": student_augment},
+        prdc_k=privacy["prdc_k"], device=ctx.device, feature_space=feature_space,
+        evaluation_inputs=evaluation_inputs,
         uncertainty=bootstrap_settings(spec.get("uncertainty")),
         set_uncertainty=bootstrap_settings(spec.get("uncertainty"), set_statistic=True))
     missing = dict(evaluation_info.pop("missing"))
