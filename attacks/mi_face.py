@@ -25,12 +25,19 @@ class MIFace(Attack):
     l2_weight * mean(x^2), and PROCESS clamps to the valid range [0, 1] (the paper's
     denoising/sharpening filters are not reproduced). Each sample stops on its own.
 
+    Stopping: the paper's gamma = 0.99 stops a sample once c(x) <= 0.99, i.e. once p_y >= 1 %
+    (without AuxTerm); from x_0 = 0 a target with fewer than about 100 classes gives that
+    after the first step, so the attack would measure nothing. By default there is no cost
+    threshold (``stop_cost=None``): a sample runs until the step limit or the rising-cost test.
+    ``stop_cost=0.99`` restores the paper's rule.
+
     Arguments:
         lr (float): lambda, the step size. (Default: 0.1, paper)
         iterations (int): alpha, the step limit. (Default: 5000, paper)
         patience (int): beta; the rising-cost test needs a full window of beta costs.
             (Default: 100, paper)
-        stop_cost (float): gamma; stop once c(x) <= gamma. (Default: 0.99, paper)
+        stop_cost (float | None): gamma; stop once c(x) <= gamma; None: never on the cost.
+            (Default: None, so the attack runs its course; the paper's 0.99 is an option)
         tv_weight (float): total variation weight in AuxTerm. (Default: 0, paper's AuxTerm is 0)
         l2_weight (float): L2 weight in AuxTerm. (Default: 0)
         init ("zeros" | "uniform"): x_0 = 0 (paper) or U(0, 1). (Default: "zeros")
@@ -54,7 +61,7 @@ class MIFace(Attack):
     lr: float = Field(0.1, gt=0)
     iterations: int = Field(5000, ge=1)
     patience: int = Field(100, ge=1)
-    stop_cost: float = Field(0.99, ge=0)
+    stop_cost: float | None = Field(None, ge=0)
     tv_weight: float = Field(0.0, ge=0)
     l2_weight: float = Field(0.0, ge=0)
     init: Literal["zeros", "uniform"] = "zeros"
@@ -109,7 +116,9 @@ class MIFace(Attack):
             best_x[better] = x[better]
             rising = (torch.stack(history).max(dim=0).values <= new_cost
                       if len(history) == self.patience else torch.zeros_like(active))
-            active &= ~rising & (new_cost > self.stop_cost)
+            active &= ~rising
+            if self.stop_cost is not None:
+                active &= new_cost > self.stop_cost
             history = (history + [new_cost])[-self.patience:]
             if not active.any():
                 break

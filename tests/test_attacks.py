@@ -167,9 +167,11 @@ def test_mi_face_raises_confidence_from_a_blank_image(target):
     check_output(out, 1)
     assert attack_confidence(target, out) > start.mean().item()
     assert all(cost <= 0.05 for cost in out.trace["final_cost"])
-    # The paper's gamma = 0.99 stops as soon as the confidence passes 0.01.
-    early = MIFace(iterations=300).run(target, PRIVATE)
+    # The paper's gamma = 0.99 (an option) stops as soon as the confidence passes 0.01; the
+    # default has no threshold and runs on.
+    early = MIFace(iterations=300, stop_cost=0.99).run(target, PRIVATE)
     assert max(early.trace["steps"]) < 300
+    assert max(MIFace(iterations=300).run(target, PRIVATE).trace["steps"]) == 300
 
 
 def test_any_generator_module_works_as_a_prior(target):

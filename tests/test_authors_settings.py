@@ -156,3 +156,42 @@ def test_kedmi_runs_the_authors_recovery_iterations_by_default():
     attack = KEDMI()
     assert (attack.iterations, attack.lr, attack.identity_weight, attack.samples_per_class) == (
         2400, 0.02, 100.0, 5)
+
+
+class SlowBrightness(nn.Module):
+    """Logits (mean(x), 0) on 1 x 2 x 2 images: p_0 rises slowly from 0.5 as x brightens."""
+
+    input_shape = (1, 2, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        score = x.flatten(1).mean(dim=1)
+        return torch.stack([score, torch.zeros_like(score)], dim=1)
+
+
+def _mi_face_reference_steps(target: nn.Module, lr: float, iterations: int,
+                             gamma: float | None) -> int:
+    """Fredrikson et al. 2015, Algorithm 1 for class 0, x_0 = 0, AuxTerm = 0, PROCESS = clamp
+    to [0, 1], no rising cost on this target: the step i at which it stops."""
+    x = torch.zeros(1, *target.input_shape)
+    for i in range(1, iterations + 1):
+        x.requires_grad_(True)
+        cost = 1 - target(x).softmax(1)[0, 0]
+        grad, = torch.autograd.grad(cost, x)
+        x = (x.detach() - lr * grad).clamp(0, 1)
+        if gamma is not None and 1 - target(x).softmax(1)[0, 0].item() <= gamma:
+            return i
+    return iterations
+
+
+def test_mi_face_stops_by_the_papers_gamma_only_when_asked():
+    from lsmia_bench.attacks.mi_face import MIFace
+
+    target = SlowBrightness()
+    paper = MIFace(lr=5.0, iterations=200, patience=200, stop_cost=0.4).run(target, [0])
+    expected = _mi_face_reference_steps(target, 5.0, 200, 0.4)
+    assert 1 < expected < 200 and paper.trace["steps"] == [expected]
+    # the paper's gamma 0.99 stops after the first step (p_y = 0.5 >= 1 % already)
+    assert MIFace(stop_cost=0.99).run(target, [0]).trace["steps"] == [1]
+    # the default has no cost threshold: the attack runs to its step limit here
+    assert MIFace().stop_cost is None
+    assert MIFace(lr=5.0, iterations=200, patience=200).run(target, [0]).trace["steps"] == [200]
