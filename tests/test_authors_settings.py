@@ -195,3 +195,23 @@ def test_mi_face_stops_by_the_papers_gamma_only_when_asked():
     # the default has no cost threshold: the attack runs to its step limit here
     assert MIFace().stop_cost is None
     assert MIFace(lr=5.0, iterations=200, patience=200).run(target, [0]).trace["steps"] == [200]
+
+
+def test_prdc_is_the_original_definition_and_the_site_says_so():
+    import numpy as np
+
+    from lsmia_bench.benchmark.metrics.privacy import prdc
+    from lsmia_bench.leaderboard.columns import ATTACK_METRICS
+
+    # Naeem et al. 2020: density = (1/(k M)) sum_j sum_i [y_j in B(x_i, r_k(x_i))], M the
+    # number of generated samples (8 here), pooled over all classes; PPA's variant divides by
+    # the number of real samples (10) instead
+    real = np.arange(10.0).reshape(-1, 1)
+    fake = np.array([[0.5], [4.5], [100.0], [200.0], [300.0], [400.0], [500.0], [600.0]])
+    inside = 3 + 4  # 0.5 lies in the balls of reals 0-2, 4.5 in those of reals 3-6
+    assert prdc(real, fake, k=3)["density"] == pytest.approx(inside / (3 * len(fake)))
+    assert inside / (3 * len(fake)) != pytest.approx(inside / (3 * len(real)))
+    for name in ("precision", "recall", "density", "coverage"):
+        text = ATTACK_METRICS[name].hint  # the column's tooltip and the entry page's text
+        assert "original definition of Naeem et al. (ICML 2020" in text
+        assert "PPA's code computes a per-class variant" in text

@@ -352,34 +352,42 @@ def _prdc_value(ctx: AttackEvaluation, name: str) -> float:
     return ctx.set_statistic(name, statistic)
 
 
+#: Which PRDC the numbers are, said on the site with each of the four metrics.
+PRDC_DEFINITION = (" The original definition of Naeem et al. (ICML 2020; the prdc package), "
+                   "pooled over all attacked classes; PPA's code computes a per-class variant "
+                   "(density divided by the number of real samples), whose values differ.")
 PRDC = dict(aggregation="one value over all reconstructions vs all private images of the "
             "attacked classes", direction="lower", detail=True, pipelines=IMAGE,
             rules=(min_samples_per_side(prdc_min_samples, PRDC_SOURCE),))
 
 
 @METRICS.metric("precision", "Precision", "Share of reconstructions that fall inside the "
-                "private data's feature manifold (k = 3 nearest neighbours).", **PRDC)
+                "private data's feature manifold (k = 3 nearest neighbours)." + PRDC_DEFINITION,
+                **PRDC)
 def precision(ctx: AttackEvaluation) -> float:
     """precision = (1/M) sum_j [exists i: ||y_j - x_i|| < r_k(x_i)], x private, y reconstructed."""
     return _prdc_value(ctx, "precision")
 
 
 @METRICS.metric("recall", "Recall", "Share of private samples whose neighbourhood holds a "
-                "reconstruction (k = 3).", **PRDC)
+                "reconstruction (k = 3)." + PRDC_DEFINITION,
+                **PRDC)
 def recall(ctx: AttackEvaluation) -> float:
     """recall = (1/N) sum_i [exists j: ||x_i - y_j|| < r_k(y_j)], x private, y reconstructed."""
     return _prdc_value(ctx, "recall")
 
 
 @METRICS.metric("density", "Density", "How many private-data neighbourhoods contain each "
-                "reconstruction, on average (k = 3).", **PRDC)
+                "reconstruction, on average (k = 3)." + PRDC_DEFINITION,
+                **PRDC)
 def density(ctx: AttackEvaluation) -> float:
     """density = (1/(k M)) sum_j sum_i [||y_j - x_i|| < r_k(x_i)], x private, y reconstructed."""
     return _prdc_value(ctx, "density")
 
 
 @METRICS.metric("coverage", "Coverage", "Share of private samples whose nearest-neighbour "
-                "ball holds at least one reconstruction (k = 3).", **PRDC)
+                "ball holds at least one reconstruction (k = 3)." + PRDC_DEFINITION,
+                **PRDC)
 def coverage(ctx: AttackEvaluation) -> float:
     """coverage = (1/N) sum_i [min_j ||y_j - x_i|| < r_k(x_i)], x private, y reconstructed."""
     return _prdc_value(ctx, "coverage")
