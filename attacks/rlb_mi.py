@@ -95,7 +95,7 @@ class RLBMI(Attack):
     """One soft actor-critic agent per class learns where in the latent space the class lies.
 
     Paper: "Reinforcement Learning-Based Black-Box Model Inversion Attacks", Han et al., CVPR
-    2023, https://arxiv.org/abs/2304.04625. Follows the authors' ``main.py``, ``attack.py``
+    2023 (CVPR open access). Follows the authors' ``main.py``, ``attack.py``
     and ``SAC.py`` (github.com/HanGyojin/RLB-MI). An episode starts from a state z ~ N(0, I);
     the agent's action a = tanh(mu + e * std) is a latent; the next state is
     z' = alpha z + (1 - alpha) a and the reward is :func:`rlb_reward` on the target's
@@ -142,7 +142,9 @@ class RLBMI(Attack):
     name: ClassVar[str] = "rlb_mi"
     paper: ClassVar[str] = (
         "Reinforcement Learning-Based Black-Box Model Inversion Attacks (Han et al., CVPR 2023)")
-    paper_url: ClassVar[str] = "https://arxiv.org/abs/2304.04625"
+    paper_url: ClassVar[str] = (
+        "https://openaccess.thecvf.com/content/CVPR2023/html/Han_Reinforcement_Learning-Based"
+        "_Black-Box_Model_Inversion_Attacks_CVPR_2023_paper.html")
     summary: ClassVar[str] = "A soft actor-critic agent per class searches latents by scores."
     threat_model: ClassVar[ThreatModel] = "black-box"
     needs_prior: ClassVar[bool] = True
