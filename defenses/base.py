@@ -18,9 +18,17 @@ A defense is a :class:`kernel.component.Component`, i.e. a frozen pydantic model
   itself). A defense whose hyper-parameters change during training (label smoothing's ramped
   alpha) returns a copy holding that epoch's values; the hyper-parameters it names in
   :attr:`Defense.schedule_series` are recorded once per epoch as training curves.
+- **Training set-up** (for defenses that are not a loss term):
+  :meth:`Defense.prepare_training` gets a :class:`TrainingSetup` (model, optimiser, batches,
+  the suite's training sizes, per-example access to the private training data and, where the
+  suite has one, the PUBLIC split) once before the first epoch and returns the set-up to train
+  with: it may set initial weights and freeze parameters (TL-DMI), or wrap the model, optimiser
+  and batches (DP-SGD). :meth:`Defense.end_training` runs once after the last epoch and returns
+  metrics recorded with the target (DP-SGD's epsilon). Neither runs when a trained target is
+  loaded again.
 
 The training loop, optimiser, learning-rate schedule, epochs and augmentation are the suite's
-and are the same for every defense; a defense changes only what these four methods change.
+and are the same for every defense; a defense changes only what these methods change.
 
 Built-in defenses are registered by name in :data:`defenses.DEFENSES`. Outside defenses plug in
 through the entry-point group ``lsmia_bench.defenses`` or a ``path/to/file.py:ClassName``
@@ -30,8 +38,9 @@ reference in a config's ``defenses`` list; both are looked up and checked like t
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -69,6 +78,55 @@ class LossInputs:
             raise TypeError(f"feature {name!r} is a {type(value).__name__}, not a tensor; "
                             f"name a submodule that returns a tensor")
         return value
+
+
+Batches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
+"""One call is one epoch: an iterable of (inputs, targets) batches."""
+
+
+@dataclass
+class PublicData:
+    """The suite's PUBLIC split (classes disjoint from the private ones): what an attacker's
+    prior may see, and what a defense may pre-train on."""
+
+    images: torch.Tensor
+    """Shape (N, C, H, W) in [0, 1], on the CPU."""
+    labels: torch.Tensor
+    """Shape (N,), int64 in ``0..num_classes-1``."""
+    num_classes: int
+
+
+@dataclass
+class TrainingSetup:
+    """What a defense's :meth:`Defense.prepare_training` may read and replace.
+
+    The pipeline trains ``model`` with ``optimizer`` on ``batches()`` for ``epochs`` epochs,
+    builds the suite's learning-rate schedule on ``optimizer`` after the hook, and records and
+    evaluates the model it built (the one ``model`` wraps, if the hook wrapped it).
+    """
+
+    model: nn.Module
+    """The model to train (after :meth:`Defense.wrap_model`), on ``device``."""
+    optimizer: torch.optim.Optimizer
+    """The suite's optimiser over ``model.parameters()``."""
+    batches: Batches
+    """The suite's batches: shuffled, with the suite's augmentation."""
+    epochs: int
+    batch_size: int
+    train_size: int
+    """Number of private training examples."""
+    num_classes: int
+    device: torch.device
+    seed: int
+    """The trial's seed: a defense's own randomness derives from it."""
+    examples: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+    """Private training examples by index (a LongTensor), with the suite's augmentation, for a
+    defense that samples its own batches; None where the pipeline gives no such access."""
+    public: PublicData | None = None
+    """The suite's public split; None where the pipeline has none (``toy``, ``faces``)."""
+    state: dict[str, Any] = field(default_factory=dict)
+    """The defense's own objects between :meth:`Defense.prepare_training` and
+    :meth:`Defense.end_training` (an accountant, a wrapper to undo)."""
 
 
 class Defense(Component):
@@ -114,3 +172,26 @@ class Defense(Component):
     def loss(self, batch: LossInputs) -> torch.Tensor:
         """Scalar training loss of one batch. Default: cross-entropy with hard labels."""
         return F.cross_entropy(batch.logits, batch.targets)
+
+    def prepare_training(self, setup: TrainingSetup) -> TrainingSetup:
+        """The set-up to train with. Default: ``setup`` unchanged.
+
+        Called once per training, after the model is built and wrapped and the optimiser made,
+        before the first epoch; never when a trained target is loaded again, so it must not
+        change the model's structure (that is :meth:`wrap_model`'s job). It may change the
+        model's weights in place (pre-training), set ``requires_grad = False`` on parameters
+        (the optimiser skips parameters without a gradient), and return a copy of ``setup``
+        (``dataclasses.replace``) with a wrapped model, another optimiser over the same
+        parameters, or other batches. Objects needed afterwards go in ``setup.state``.
+        """
+        return setup
+
+    def end_training(self, setup: TrainingSetup) -> dict[str, float]:
+        """Metrics to record with the target, from the set-up :meth:`prepare_training`
+        returned, called once after the last epoch. Default: none.
+
+        Undo here what must not outlive training (hooks a wrapper added). The names should
+        be declared in the metric registry (``benchmark/metrics``) so that tables and the
+        leaderboard explain them.
+        """
+        return {}

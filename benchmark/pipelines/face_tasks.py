@@ -44,6 +44,7 @@ from lsmia_bench.benchmark.pipelines.image_tasks import (
     record_training,
 )
 from lsmia_bench.benchmark.training import TrainingHistory, predict, train_classifier
+from lsmia_bench.defenses.base import TrainingSetup
 from lsmia_bench.kernel.attack_output import AttackOutput
 
 #: Most test images drawn in the embedding figure (530 identities x 7 images is unreadable).
@@ -88,14 +89,21 @@ def train_face_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: Pa
             test_curve.append(accuracy(predict(model, test_images), test_labels))
 
     started = time.perf_counter()
-    history = train_classifier(model, defense, batches, optimizer, training["epochs"],
-                               num_classes=splits.num_classes, ctx=ctx,
-                               scheduler=make_scheduler(optimizer, training), on_epoch=on_epoch,
-                               precision=training["precision"])
+    # No per-example access and no public split here: a defense that needs them says so.
+    setup = defense.prepare_training(TrainingSetup(
+        model=model, optimizer=optimizer, batches=batches, epochs=training["epochs"],
+        batch_size=training["batch_size"], train_size=len(train_set),
+        num_classes=splits.num_classes, device=ctx.device, seed=seed))
+    history = train_classifier(setup.model, defense, setup.batches, setup.optimizer,
+                               training["epochs"], num_classes=splits.num_classes, ctx=ctx,
+                               scheduler=make_scheduler(setup.optimizer, training),
+                               on_epoch=on_epoch, precision=training["precision"])
+    defense_metrics = defense.end_training(setup)
     fit_time = time.perf_counter() - started
     train_images, train_labels = private_images(splits, "train", size, data["num_workers"])
     metrics = classifier_metrics(model, train_images, train_labels, test_images, test_labels,
                                  bootstrap_settings(spec.get("uncertainty")), out)
+    metrics |= defense_metrics
     shown = torch.isin(test_labels, torch.arange(EMBEDDING_CLASSES))
     pretraining = next((m.pretraining for m in model.modules() if hasattr(m, "pretraining")),
                        None)

@@ -348,6 +348,9 @@ class ImagePipeline(Pipeline):
 
 TARGET_COLUMNS = ["defense", "strength", "seed", "test_accuracy", "ece", "class_separation"]
 UTILITY_COLUMNS = ["test_accuracy", "ece", "class_separation"]
+#: Target metrics that only some defenses record (``Defense.end_training``, e.g. DP-SGD's
+#: epsilon): a column of the table where any target of the run recorded it.
+DEFENSE_COLUMNS = ["dp_epsilon"]
 
 
 def entry_report(config: ImageConfig, jobs: list[Job], outcomes: dict, out_dir: Path) -> Report:
@@ -379,7 +382,10 @@ def entry_report(config: ImageConfig, jobs: list[Job], outcomes: dict, out_dir: 
     evaluations = [job for job in jobs if job.labels.get("role") == "evaluation"]
     missing = _missing_columns(attacks, outcomes, suffixes)
     attack_cols = [f"{p}_{m}" for p in prefixes for m in suffixes if f"{p}_{m}" not in missing]
-    columns = [*UTILITY_COLUMNS, *attack_cols]
+    recorded = {key for job in targets if (o := outcomes.get(job.key)) and o.result
+                for key in o.result.get("metrics", {})}
+    utility = [*UTILITY_COLUMNS, *(c for c in DEFENSE_COLUMNS if c in recorded)]
+    columns = [*utility, *attack_cols]
 
     entries: dict[str, Entry] = {}
     for job in [*targets, *evaluations]:
@@ -388,7 +394,7 @@ def entry_report(config: ImageConfig, jobs: list[Job], outcomes: dict, out_dir: 
         entry = entries.setdefault(label, Entry(
             label, "(evaluation model)" if evaluation else job.labels["defense"],
             None if evaluation else job.labels["strength"]))
-        cells, status = _cells(job, outcomes, attacks.get(job.key, []), suffixes)
+        cells, status = _cells(job, outcomes, attacks.get(job.key, []), suffixes, utility)
         entry.statuses += [f"seed {job.labels['seed']}: {status}"] if status != "finished" \
             else []
         if cells is not None:
@@ -429,8 +435,8 @@ def entry_report(config: ImageConfig, jobs: list[Job], outcomes: dict, out_dir: 
                   level=config.uncertainty.level)
 
 
-def _cells(job: Job, outcomes: dict, attacks: list[Job], suffixes: dict[str, str]
-           ) -> tuple[dict[str, Any] | None, str]:
+def _cells(job: Job, outcomes: dict, attacks: list[Job], suffixes: dict[str, str],
+           utility: list[str] = UTILITY_COLUMNS) -> tuple[dict[str, Any] | None, str]:
     """A target trial's cells by report column (None when it did not finish) and a status."""
     from lsmia_bench.benchmark.pipelines.aggregate import cell
 
@@ -439,7 +445,7 @@ def _cells(job: Job, outcomes: dict, attacks: list[Job], suffixes: dict[str, str
         return None, outcome.status if outcome else "missing"
     result = outcome.result
     cells = {key: cell(result["metrics"], key, result.get("info"), outcome.artifact_dir)
-             for key in UTILITY_COLUMNS}
+             for key in utility}
     statuses = []
     for attack in attacks:
         found = outcomes.get(attack.key)

@@ -43,6 +43,7 @@ from lsmia_bench.benchmark.metrics.utility import (
 from lsmia_bench.benchmark.models import build_classifier
 from lsmia_bench.benchmark.training import TrainingHistory, predict, train_classifier
 from lsmia_bench.defenses import DEFENSES, Defense
+from lsmia_bench.defenses.base import PublicData, TrainingSetup
 
 MODEL_FILE = "model.pt"
 MODEL_SPEC_FILE = "model.json"
@@ -113,9 +114,15 @@ def train_image_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: P
     def transform(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return augment_images(images, gen, **augmentation)
 
+    augmented = transform if any(augmentation.values()) else None
     batches = shuffled_batches(splits.private_train, splits.private_train_labels,
-                               training["batch_size"], generator,
-                               transform if any(augmentation.values()) else None)
+                               training["batch_size"], generator, augmented)
+
+    def examples(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        images = splits.private_train[index]
+        return (augmented(images, generator) if augmented else images,
+                splits.private_train_labels[index])
+
     test_curve: list[float] = []
 
     def on_epoch(epoch: int, history: TrainingHistory) -> None:
@@ -123,11 +130,20 @@ def train_image_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: P
                                    splits.private_test_labels))
 
     started = time.perf_counter()
-    history = train_classifier(model, defense, batches, optimizer, training["epochs"],
-                               num_classes=splits.num_classes, ctx=ctx,
-                               scheduler=make_scheduler(optimizer, training), on_epoch=on_epoch)
+    # The defense's set-up hook (pre-training, freezing, DP wrappers) counts as training time.
+    setup = defense.prepare_training(TrainingSetup(
+        model=model, optimizer=optimizer, batches=batches, epochs=training["epochs"],
+        batch_size=training["batch_size"], train_size=len(splits.private_train),
+        num_classes=splits.num_classes, device=ctx.device, seed=seed, examples=examples,
+        public=PublicData(splits.public, splits.public_labels, len(splits.public_classes))))
+    history = train_classifier(setup.model, defense, setup.batches, setup.optimizer,
+                               training["epochs"], num_classes=splits.num_classes, ctx=ctx,
+                               scheduler=make_scheduler(setup.optimizer, training),
+                               on_epoch=on_epoch)
+    defense_metrics = defense.end_training(setup)
     fit_time = time.perf_counter() - started
     metrics = evaluate_classifier(model, splits, bootstrap_settings(spec.get("uncertainty")), out)
+    metrics |= defense_metrics
     features = penultimate_features(model, splits.private_test)
     return record_training(
         out, model, model_spec, spec, defense, metrics, features, splits.private_test_labels,

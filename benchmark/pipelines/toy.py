@@ -29,6 +29,7 @@ from lsmia_bench.benchmark.models.mlp import ToyMLP
 from lsmia_bench.benchmark.pipelines.base import Pipeline, Report
 from lsmia_bench.benchmark.training import predict, train_classifier
 from lsmia_bench.defenses import DEFENSES
+from lsmia_bench.defenses.base import TrainingSetup
 from lsmia_bench.kernel.metrics import Setting, evaluate, known_metrics
 
 
@@ -241,10 +242,16 @@ def train_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
     training = spec["training"]
     optimizer = torch.optim.SGD(model.parameters(), lr=training["lr"],
                                 momentum=training["momentum"])
+    setup = defense.prepare_training(TrainingSetup(
+        model=model, optimizer=optimizer, batches=lambda: [(x_train, y_train)],
+        epochs=training["iterations"], batch_size=len(x_train), train_size=len(x_train),
+        num_classes=len(spec["data"]["centers"]), device=ctx.device, seed=_seed_spec(spec),
+        examples=lambda index: (x_train[index], y_train[index])))
     history = train_classifier(
-        model, defense, lambda: [(x_train, y_train)], optimizer, training["iterations"],
+        setup.model, defense, setup.batches, setup.optimizer, training["iterations"],
         num_classes=len(spec["data"]["centers"]), ctx=ctx,
     )
+    defense_metrics = defense.end_training(setup)
     torch.save(model.state_dict(), out / "model.pt")
     test_hits = top_k_hits(predict(model, x_test), y_test, 1)
     test_acc = test_hits.mean().item()
@@ -258,7 +265,7 @@ def train_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
     stride = max(1, len(history.train_loss) // 100)
     series = {k: v[::stride] for k, v in curves.items()}
     metrics = {"test_accuracy": test_acc, "train_accuracy": train_acc,
-               "final_train_loss": history.train_loss[-1]}
+               "final_train_loss": history.train_loss[-1]} | defense_metrics
     # Test accuracy's interval: test points resampled within their class. The attack's
     # metrics get none: one attack run per trial leaves nothing to resample.
     interval = stratified_mean_interval(test_hits.numpy(), y_test.numpy(),
