@@ -24,6 +24,8 @@ DEFENSES: Registry[type[Defense]] = Registry(
         "label_smoothing": "lsmia_bench.defenses.label_smoothing:LabelSmoothing",
         "mid": "lsmia_bench.defenses.mid:MID",
         "bido": "lsmia_bench.defenses.bido:BiDO",
+        "tl_dmi": "lsmia_bench.defenses.tl_dmi:TLDMI",
+        "dp_sgd": "lsmia_bench.defenses.dp_sgd:DPSGD",
     },
     entry_point_group="lsmia_bench.defenses",
 )

@@ -39,7 +39,21 @@ def _loss_inputs(defense: Defense, model: torch.nn.Module, inputs, targets,
                           progress=progress, model=model, features=dict(features))
 
 
-@pytest.mark.parametrize("name", [n for n in DEFENSES.names() if n != "none"])
+#: Defenses that change the loss; the others (tl_dmi, dp_sgd) change how training runs
+#: (``prepare_training``), tested in tests/test_defenses_training_hooks.py.
+LOSS_DEFENSES = [n for n in DEFENSES.names()
+                 if n != "none" and DEFENSES.get(n).loss is not Defense.loss]
+
+
+def test_every_defense_changes_the_loss_or_the_training():
+    for name in DEFENSES.names():
+        cls = DEFENSES.get(name)
+        assert name == "none" or name in LOSS_DEFENSES \
+            or cls.prepare_training is not Defense.prepare_training, name
+    assert {"label_smoothing", "mid", "bido"} <= set(LOSS_DEFENSES)
+
+
+@pytest.mark.parametrize("name", LOSS_DEFENSES)
 def test_each_defense_changes_the_training_loss_relative_to_none(name):
     defense = DEFENSES.get(name)()
     model = defense.wrap_model(_toy_model())

@@ -24,3 +24,24 @@ for _spec in [
                "attack", unit="seconds", detail=True),
 ]:
     METRICS.add(_spec)
+
+# --- declared by defenses (recorded with the target by Defense.end_training) ----------------
+
+for _spec in [
+    MetricSpec("dp_epsilon", "DP epsilon", "Differential-privacy budget spent by DP-SGD: the "
+               "accountant's epsilon at the defense's delta (dp_delta) for the run's noise, "
+               "sample rate and steps (Opacus). Lower is more private; only DP-SGD records it.",
+               "eps = accountant(noise_multiplier, q = batch_size / N, steps).epsilon(delta)",
+               "one value per trial", "target", "lower"),
+    MetricSpec("dp_delta", "DP delta", "The delta at which DP-SGD's epsilon is stated.",
+               "delta of the (epsilon, delta) guarantee (a defense hyper-parameter)",
+               "one value per trial", "target", detail=True),
+    MetricSpec("dp_noise_multiplier", "DP noise", "DP-SGD's noise multiplier: Gaussian noise "
+               "std over the per-example clipping norm (chosen for target_epsilon if set).",
+               "sigma = noise std / C", "one value per trial", "target", detail=True),
+    MetricSpec("frozen_parameter_share", "Frozen share", "Share of the target's parameters "
+               "TL-DMI pre-trained on public data and froze during private fine-tuning.",
+               "sum of frozen parameter sizes / sum of all parameter sizes",
+               "one value per trial", "target", unit="percent", detail=True),
+]:
+    METRICS.add(_spec)
