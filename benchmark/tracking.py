@@ -70,6 +70,9 @@ DEFAULT_GRACE_S = 60.0
 #: Time one MLflow call may still take after the grace (HTTP timeout x tries, plus margin).
 CALL_MARGIN_S = 30.0
 
+#: MLflow tag of a trial run: the id of the Ray node that ran it (trials run now only).
+NODE_TAG = "lsmia.ray_node_id"
+
 #: Files from a trial folder worth logging as MLflow artifacts (weights stay in the cache).
 ARTIFACT_SUFFIXES = {".png", ".svg", ".csv", ".json", ".txt", ".html"}
 MAX_ARTIFACT_BYTES = 20 * 2**20
@@ -192,6 +195,11 @@ class Tracker:
         record = outcome_record(outcome, suite, parent_run_id=self.parent_run_id,
                                 started_ms=_now_ms())
         fields = trial_to_mlflow(record)
+        node = ((outcome.result or {}).get("worker") or {}).get("node_id")
+        if node and outcome.status == "finished":
+            # Which Ray node ran the trial (a cached trial ran in an earlier run): on a cluster
+            # of several nodes on one host only the node id tells them apart.
+            fields.tags[NODE_TAG] = str(node)
         existing = self.children.get(record.job_key)
         if existing is None:
             run = self.client.create_run(self.experiment_id, start_time=record.started_ms,
