@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from lsmia_bench.attacks import ATTACKS
 from lsmia_bench.benchmark.metrics.uncertainty import Difference
+from lsmia_bench.kernel.component import THREAT_MODELS
+from lsmia_bench.kernel.errors import UserError
 from lsmia_bench.kernel.records import Artifact, TrialRecord
 from lsmia_bench.leaderboard.board import Entry, Stat, SuiteBoard
 from lsmia_bench.leaderboard.charts import Chart, TradeoffPoint, line_chart, tradeoff_chart
@@ -51,6 +54,33 @@ class Group:
     title: str
     span: int  # columns in the full table
     compact_span: int  # columns in the compact table (detail columns hidden)
+    threat: str = ""  # the threat model of an attack's group ("" for the others)
+
+
+#: Header of each threat model's span of attack columns.
+THREAT_TITLES = {"white-box": "White-box attacks (gradients)",
+                 "black-box": "Black-box attacks (scores)",
+                 "label-only": "Label-only attacks (predicted label)",
+                 "unknown": "Attacks of undeclared threat model"}
+
+
+def threat_model_of(attack: str) -> str:
+    """The attack's declared threat model, read from its registered class; "unknown" for a
+    recorded name that is not registered (here), and for a file reference (a record must not
+    make the build load a file)."""
+    if attack not in ATTACKS.names():
+        return "unknown"
+    try:
+        found = ATTACKS.metadata(attack, "threat_model")
+    except UserError:
+        return "unknown"
+    return found if found in THREAT_MODELS else "unknown"
+
+
+def threat_order(attacks: list[str]) -> list[str]:
+    """Attacks grouped by threat model (most access first), by name within one."""
+    rank = {t: i for i, t in enumerate((*THREAT_MODELS, "unknown"))}
+    return sorted(attacks, key=lambda a: (rank[threat_model_of(a)], a))
 
 
 @dataclass
@@ -87,6 +117,9 @@ class SuiteView:
     records: list[dict[str, Any]]
     chart: Chart | None
     figures: list[Figure] = field(default_factory=list)
+    #: The header row above ``groups``: each threat model's consecutive attack groups merged
+    #: (empty titles over the other groups); empty when the suite has no attacks.
+    threat_groups: list[Group] = field(default_factory=list)
 
 
 def slug(text: str) -> str:
@@ -181,16 +214,18 @@ def suite_view(suite: SuiteBoard) -> SuiteView:
         return [v for e in entries if key in e.attacks[attack].stats
                 for v in _stat_numbers(e.attacks[attack].stats[key])]
 
-    def add(group_title: str, cols: list[Column]) -> None:
+    def add(group_title: str, cols: list[Column], threat: str = "") -> None:
         if cols:
             columns.extend(cols)
-            groups.append(_group(group_title, cols))
+            groups.append(_group(group_title, cols, threat))
+
+    attacks = threat_order(suite.attacks)
 
     if UTILITY_METRIC in target_infos:
         info = target_infos[UTILITY_METRIC]
         add("Utility", [metric_column(info, "Utility", None, target_values(UTILITY_METRIC),
                                       False)])
-    for attack in suite.attacks:
+    for attack in attacks:
         cols = []
         if ranking is not None and ranking.key in {m.key for m in suite.attack_metrics[attack]}:
             cols.append(metric_column(ranking, f"Attack: {attack}", attack,
@@ -205,7 +240,7 @@ def suite_view(suite: SuiteBoard) -> SuiteView:
             cols.append(Column(f"{attack}/status", "Status", f"Outcome of attack {attack}.",
                                f"Attack: {attack}", numeric=False, attack=attack,
                                metric="status"))
-        add(f"Attack: {attack} (privacy)", cols)
+        add(f"Attack: {attack} (privacy)", cols, threat_model_of(attack))
     details = []
     if UTILITY_METRIC in target_infos:
         details.append(Column("utility_drop", "Utility drop", FIXED_COLUMNS["utility_drop"],
@@ -222,23 +257,41 @@ def suite_view(suite: SuiteBoard) -> SuiteView:
     add("Details", details)
     add("Target model", [metric_column(m, "Target", None, target_values(m.key), m.detail)
                          for m in suite.target_metrics if m.key != UTILITY_METRIC])
-    for attack in suite.attacks:
+    for attack in attacks:
         add(f"Attack: {attack}, more metrics",
             [metric_column(m, f"Attack: {attack}", attack, attack_values(attack, m.key),
                            m.detail)
-             for m in suite.attack_metrics[attack] if ranking is None or m.key != ranking.key])
+             for m in suite.attack_metrics[attack] if ranking is None or m.key != ranking.key],
+            threat_model_of(attack))
     rows = [(entry, _row(suite, entry, columns)) for entry in entries]
     records = [_record(suite, entry) for entry in entries]
-    return SuiteView(suite, slug(suite.name), columns, [g for g in groups if g.span], rows,
-                     records, _tradeoff(suite))
+    groups = [g for g in groups if g.span]
+    return SuiteView(suite, slug(suite.name), columns, groups, rows, records, _tradeoff(suite),
+                     threat_groups=_threat_groups(groups))
+
+
+def _threat_groups(groups: list[Group]) -> list[Group]:
+    """Consecutive groups of one threat model merged under its title; [] without attacks."""
+    if not any(g.threat for g in groups):
+        return []
+    merged: list[Group] = []
+    for g in groups:
+        if merged and merged[-1].threat == g.threat:
+            last = merged[-1]
+            merged[-1] = Group(last.title, last.span + g.span,
+                               last.compact_span + g.compact_span, g.threat)
+        else:
+            merged.append(Group(THREAT_TITLES.get(g.threat, ""), g.span, g.compact_span,
+                                g.threat))
+    return merged
 
 
 def _stat_numbers(stat: Stat) -> list[float]:
     return [v for v in (stat.mean, stat.low, stat.high) if v is not None]
 
 
-def _group(title: str, columns: list[Column]) -> Group:
-    return Group(title, len(columns), sum(not c.detail for c in columns))
+def _group(title: str, columns: list[Column], threat: str = "") -> Group:
+    return Group(title, len(columns), sum(not c.detail for c in columns), threat)
 
 
 def _row(suite: SuiteBoard, entry: Entry, columns: list[Column]) -> list[Cell]:
@@ -349,6 +402,7 @@ def _record(suite: SuiteBoard, entry: Entry) -> dict[str, Any]:
         record |= _stat_fields(key, stat)
     for attack, result in entry.attacks.items():
         record[f"{attack}/status"] = result.status
+        record[f"{attack}/threat_model"] = threat_model_of(attack)
         for key, stat in result.stats.items():
             record |= _stat_fields(f"{attack}/{key}", stat)
         for key, reason in result.missing.items():
@@ -421,7 +475,8 @@ def entry_results(entry: Entry, suite: SuiteBoard) -> list[tuple[str, list[tuple
         rows += [(metric_info_of(suite, attack, key), Cell("missing", None, title=reason,
                                                             note=reason))
                  for key, reason in result.missing.items()]
-        sections.append((f"Attack {attack}: {result.status}", rows))
+        sections.append((f"Attack {attack} ({threat_model_of(attack)}): {result.status}",
+                         rows))
     return sections
 
 

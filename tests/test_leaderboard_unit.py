@@ -210,3 +210,32 @@ def test_build_without_a_store_is_a_user_error(run_cli, tmp_path):
     assert result.code == 2
     assert "--results" in result.err and "no MLflow store" in result.err
     assert not (tmp_path / "site").exists()
+
+
+def test_attack_columns_are_grouped_by_threat_model():
+    from lsmia_bench.leaderboard.views import suite_view
+
+    # Recorded in an order that mixes the threat models; one name is no longer registered.
+    names = ["rlb_mi", "gmi", "retired_attack", "brep_mi", "ppa"]
+    trials = [target("n0", "none", 0, 0.9)] + [
+        attack(f"a-{name}", "n0", 0.5, name=name) for name in names]
+    view = suite_view(board_of(trials).suites[0])
+    ranked = [c.attack for c in view.columns if c.attack and c.metric == "attack_acc1"]
+    assert ranked == ["gmi", "ppa", "rlb_mi", "brep_mi", "retired_attack"]
+    threats = [(g.threat, g.span) for g in view.threat_groups]
+    # The compact part: entry/utility (no threat), then one span per threat model in order.
+    assert [t for t, _ in threats[:5]] == ["", "white-box", "black-box", "label-only",
+                                           "unknown"]
+    # Each threat model's header spans exactly the columns of its attacks.
+    threat_of = {"gmi": "white-box", "ppa": "white-box", "rlb_mi": "black-box",
+                 "brep_mi": "label-only", "retired_attack": "unknown"}
+    start = 0
+    for threat, span in threats:
+        covered = view.columns[start:start + span]
+        assert {threat_of.get(c.attack, "") for c in covered} == {threat}, threat
+        start += span
+    assert start == len(view.columns)
+    page = render_site(board_of(trials))["index.html"]
+    html5lib.HTMLParser(strict=True).parse(page)
+    assert "White-box attacks" in page and "Label-only attacks" in page
+    assert "Black-box attacks" in page

@@ -40,7 +40,8 @@
 
   function showAllColumns(table, all) {
     table.classList.toggle("compact", !all);
-    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (group) {
+    // Both header rows of groups: the threat models' and the attacks' (and others').
+    Array.prototype.forEach.call(table.tHead.querySelectorAll("tr.groups > th"), function (group) {
       var span = group.getAttribute(all ? "data-span" : "data-compact-span");
       if (span && span !== "0") { group.colSpan = parseInt(span, 10); }
     });
