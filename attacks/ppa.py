@@ -128,7 +128,11 @@ class PPA(Attack):
         trace["initial_confidence_mean"] = initial_confidence.mean().item()
         trace["optimised_confidence_mean"] = _confidence(
             prior, target, latents, labels, self.batch_size).mean().item()
-        return AttackOutput(reconstructions, labels[keep].cpu(), trace)
+        # The latents let a pipeline judge the generator's images at the evaluation model's own
+        # size (faces: 1024 -> crop 800 -> 299 px, as the authors' code) instead of resizing
+        # the reconstructions again.
+        return AttackOutput(reconstructions, labels[keep].cpu(), trace,
+                            latents=latents[keep].detach().cpu())
 
     def make_lr_scheduler(self, optimizer: torch.optim.Optimizer
                           ) -> torch.optim.lr_scheduler.MultiStepLR | None:
