@@ -5,6 +5,7 @@ table in the repository's Markdown is current."""
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,3 +121,28 @@ def test_a_report_with_other_seeds_is_not_the_study_result(tmp_path):
     docs_tables.main(["--root", str(tmp_path)])
     text = page.read_text()
     assert "is not a run of this protocol" in text and "supported" not in text
+
+
+def _record(label: str, per_seed: list[float], within: float, std: float) -> dict:
+    seeds = [{"attacks": {"ppa": {"metrics": {
+        "attack_acc1": v, "attack_acc1_ci_low": v - within, "attack_acc1_ci_high": v + within}}}}
+        for v in per_seed]
+    mean = sum(per_seed) / len(per_seed)
+    return {"label": label, "seeds": seeds, "summary": {"attacks": {"ppa": {"metrics": {
+        "attack_acc1": {"n": len(per_seed), "low": mean - 0.1, "high": mean + 0.1,
+                        "std": std}}}}}}
+
+
+def test_widths_block_says_which_randomness_dominates(tmp_path):
+    folder = tmp_path / "leaderboard" / "entries" / "digits"
+    folder.mkdir(parents=True)
+    # Seed means spread 0.1 apart while each seed's attack interval is +-0.0196 -> seeds; the
+    # reverse (tight seeds, wide within-seed intervals) -> attack.
+    (folder / "a.json").write_text(json.dumps(_record("noisy seeds", [0.5, 0.6, 0.7], 0.0196,
+                                                      0.1)))
+    (folder / "b.json").write_text(json.dumps(_record("noisy attack", [0.5, 0.5, 0.5], 0.196,
+                                                      0.05)))
+    text = docs_tables.render("widths digits ppa:attack_acc1", tmp_path)
+    assert "| noisy seeds | PPA Acc@1 | 3 | ±0.100 | 0.100 | ±0.020 | seeds (1% attack) |" in text
+    assert "| noisy attack | PPA Acc@1 | 3 | ±0.100 | 0.050 | ±0.196 | attack (100% attack) |" \
+        in text

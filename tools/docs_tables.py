@@ -17,6 +17,9 @@ Kinds:
 - ``study SUITE COLUMN...``: the pre-registered label-smoothing questions on that report
   (alpha = -0.05 predicted lower, alpha = +0.1 predicted higher than ``none``), each verdict
   read by the study's decision rule: supported, contradicted or not shown;
+- ``widths SUITE ATTACK:METRIC...``: from the committed entry records
+  (``leaderboard/entries/SUITE/``), the interval over seeds beside the within-seed intervals
+  of each seed's attack, and which of the two sources of randomness dominates;
 - ``budgets``: ``perf/results/attack_budgets.json``, Acc@1 of ``none`` on seed 0 and its
   within-seed interval at each attack budget;
 - ``perf``: the CPU figures of ``perf/results/{harness_overhead,ray_parallel,end_to_end}.json``;
@@ -184,7 +187,8 @@ def decision(verdict: str, predicted: str) -> str:
 def study_table(root: Path, suite: str, columns: list[str]) -> str:
     loaded = _records(root, suite)
     if loaded is None:
-        return _missing(f"docs/results/{suite}.csv", "Run the study's commands above.")
+        return _missing(f"docs/results/{suite}.csv", "Run the commands of docs/studies/"
+                        "label-smoothing-small-suites.md.")
     records, meta = loaded
     by_entry = {r.get("entry"): r for r in records}
     made_with = {e: re.findall(r"\d+", by_entry[e].get("seeds", "")) for e in STUDY_QUESTIONS
@@ -194,7 +198,7 @@ def study_table(root: Path, suite: str, columns: list[str]) -> str:
         found = found or "no label-smoothing entries"
         return _missing(f"docs/results/{suite}.csv is not a run of this protocol ({found}; "
                         f"registered seeds {' '.join(STUDY_SEEDS)})",
-                        "Run the study's commands above.")
+                        "Run the commands of docs/studies/label-smoothing-small-suites.md.")
     rows = []
     for entry, predicted in STUDY_QUESTIONS.items():
         record = by_entry.get(entry)
@@ -206,7 +210,7 @@ def study_table(root: Path, suite: str, columns: list[str]) -> str:
             diff, verdict = _difference(record, column)
             rows.append([entry, HEADERS.get(column, column), predicted, diff, verdict,
                          f"**{decision(verdict, predicted)}**"])
-    seeds = sorted({r.get("seeds", "") for r in records if r.get("seeds")})
+    seeds = sorted({" ".join(s) for s in made_with.values()})
     return markdown(["entry", "metric", "predicted", "Δ vs none [95 % interval]", "verdict",
                      "decision"], rows) + (f"\nSeeds: {', '.join(seeds) or '-'}.\n"
                                             + _source_line(suite, meta))
@@ -262,6 +266,51 @@ def perf_table(root: Path) -> str:
         f"\nMachine: {machine['cpus']} CPU cores, {machine['processor']}, no GPU; Python "
         f"{versions['python']}, torch {versions['torch']}, Ray {versions['ray']}, MLflow "
         f"{versions['mlflow']}. Load average at the end of each script is in its JSON file.\n")
+
+#: Record metric names as the docs tables call them.
+METRIC_NAMES = {"attack_acc1": "Acc@1", "attack_acc5": "Acc@5", "delta_eval": "δ eval"}
+
+
+def widths_table(root: Path, suite: str, pairs: list[str]) -> str:
+    folder = root / "leaderboard" / "entries" / suite
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    if not records:
+        return _missing(f"leaderboard/entries/{suite}/", f"Record a run: `lsmia-bench "
+                        f"leaderboard record --suite {suite}`.")
+    rows = []
+    for pair in pairs:
+        attack, metric = pair.split(":")
+        for record in records:
+            summary = record["summary"]["attacks"].get(attack, {}).get("metrics", {}).get(metric)
+            if not summary or summary.get("low") is None:
+                continue
+            within = []
+            for seed in record["seeds"]:
+                m = seed["attacks"].get(attack, {}).get("metrics", {})
+                if m.get(f"{metric}_ci_low") is not None:
+                    within.append((m[f"{metric}_ci_high"] - m[f"{metric}_ci_low"]) / 2)
+            if not within:
+                continue
+            spread = summary.get("std")
+            mean_within = sum(within) / len(within)
+            # Share of the per-seed means' variance that attack randomness alone explains:
+            # (within-seed half-width / 1.96)^2 against the variance across seeds.
+            share = min(1.0, (mean_within / 1.96) ** 2 / spread**2) if spread else None
+            name = f"{attack.upper()} {METRIC_NAMES.get(metric, metric)}"
+            rows.append([record["label"], name, str(summary["n"]),
+                         f"±{(summary['high'] - summary['low']) / 2:.3f}",
+                         f"{spread:.3f}" if spread is not None else "-",
+                         f"±{mean_within:.3f}",
+                         "-" if share is None else ("attack" if share >= 0.5 else "seeds")
+                         + f" ({share:.0%} attack)"])
+    if not rows:
+        return _missing(f"intervals in leaderboard/entries/{suite}/", "Record a multi-seed run.")
+    return markdown(["entry", "metric", "seeds", "half-width over seeds", "SD of seed means",
+                     "mean within-seed half-width", "dominated by"], rows) + (
+        "\nWithin-seed: each seed's attack trial, its reconstructions resampled within class "
+        "(attack randomness only). Over seeds: the report's interval. `dominated by` compares "
+        "the within-seed standard error, (half-width / 1.96)^2, with the variance of the seed "
+        "means.\n")
 
 
 def budgets_table(root: Path) -> str:
@@ -326,6 +375,8 @@ def render(spec: str, root: Path) -> str:
         return paired_table(root, args[0], args[1:])
     if kind == "study" and args:
         return study_table(root, args[0], args[1:])
+    if kind == "widths" and args:
+        return widths_table(root, args[0], args[1:])
     if kind == "budgets":
         return budgets_table(root)
     if kind == "perf":
