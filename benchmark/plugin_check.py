@@ -11,9 +11,11 @@ and checks the :class:`AttackOutput` it returns. Both are used by ``build_compon
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -59,6 +61,23 @@ def probe_batch(num_classes: int = 4, batch_size: int = 8) -> tuple[torch.Tensor
     return inputs, targets
 
 
+#: Off inside :func:`probes_skipped`: :func:`check_component` then returns at once.
+_PROBING = contextvars.ContextVar("lsmia_probing", default=True)
+
+
+@contextlib.contextmanager
+def probes_skipped() -> Iterator[None]:
+    """Within: components are built (names and values checked) but not run on a probe.
+
+    For a run whose every trial is cached, which runs no component: the probes cost seconds
+    (torch's optimizer imports its compiler on first use) and would check nothing that runs."""
+    token = _PROBING.set(False)
+    try:
+        yield
+    finally:
+        _PROBING.reset(token)
+
+
 #: A suite's own probe: a fresh tiny classifier of its architecture, inputs, labels, classes.
 Probe = Callable[[], tuple[nn.Module, torch.Tensor, torch.Tensor, int]]
 
@@ -74,6 +93,8 @@ def check_component(component: Any, field: str, name: str, probe: Probe | None =
     from lsmia_bench.attacks.base import Attack
     from lsmia_bench.defenses.base import Defense
 
+    if not _PROBING.get():
+        return
     if isinstance(component, Attack):
         if probe is None:
             check_attack(component, field, name)

@@ -7,14 +7,16 @@ their own modules; this one only strings them together.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lsmia_bench.benchmark.cache import RESULT_FILE, ArtifactStore
-from lsmia_bench.benchmark.config import SuiteConfig
+from lsmia_bench.benchmark.config import Resources, SuiteConfig
 from lsmia_bench.benchmark.jobs import STAGES, Job
 from lsmia_bench.benchmark.pipelines import PIPELINES, Pipeline, Report
+from lsmia_bench.benchmark.plugin_check import probes_skipped
 from lsmia_bench.benchmark.preflight import disk_space
 from lsmia_bench.benchmark.progress import ProgressView
 from lsmia_bench.benchmark.runner import (
@@ -74,14 +76,16 @@ def run_suite(config: SuiteConfig, options: RunOptions) -> RunSummary:
     started = time.perf_counter()
     layout = ResultsLayout(options.results_dir)
     pipeline = pipeline_for(config)
-    pipeline.check(config)
+    with probes_skipped():  # names and values now; the components' probes only if they run
+        pipeline.check(config)
     jobs = pipeline.plan(config)
     tracking_uri = options.tracking_uri or layout.tracking_uri
     progress = options.progress or ProgressView()
     disk_space(layout, jobs, tracking_uri)  # before any trial: exit 2 when clearly too small
-    check_stages_feasible({job.stage: getattr(config.resources, job.stage) for job in jobs
-                           if not (layout.cache / job.key / RESULT_FILE).is_file()},
-                          options.address)
+    to_run = {job.stage: getattr(config.resources, job.stage) for job in jobs
+              if not (layout.cache / job.key / RESULT_FILE).is_file()}
+    if to_run:
+        _check_while_ray_starts(pipeline, config, to_run, options.address)
     with ResultsLock(layout.root):
         invocations = InvocationStore(layout.root)
         invocation = _invocation(invocations, config, tracking_uri, options.resume)
@@ -137,6 +141,29 @@ def run_suite(config: SuiteConfig, options: RunOptions) -> RunSummary:
         invocations.save(invocation)
     return RunSummary(invocation, jobs, outcomes, report, report_dir, counts,
                       tracker.invocation, list(tracker.trials.values()), figures, tracking)
+
+
+def _check_while_ray_starts(pipeline: Pipeline, config: SuiteConfig,
+                            stages: dict[str, Resources], address: str | None) -> None:
+    """The components' probes (each run once on a tiny model) in a thread while Ray starts in
+    this one: the two cost seconds each and mostly wait on different things (Ray on its own
+    processes). A probe's UserError is raised as before, ahead of any record."""
+    failed: list[BaseException] = []
+
+    def probe() -> None:
+        try:
+            pipeline.check(config)
+        except BaseException as exc:  # raised in the driver's thread below
+            failed.append(exc)
+
+    thread = threading.Thread(target=probe, name="lsmia-probes", daemon=True)
+    thread.start()
+    try:
+        check_stages_feasible(stages, address)
+    finally:
+        thread.join()
+    if failed:
+        raise failed[0]
 
 
 def _invocation(store: InvocationStore, config: SuiteConfig, tracking_uri: str,
