@@ -85,3 +85,19 @@ def test_probe_params_the_fields_refuse_are_reported(tmp_path):
         " = {'steps': 0}"))
     with pytest.raises(UserError, match="probe_params .* are refused"):
         build_components([ComponentSpec(name=f"{path}:Plugin")], ATTACKS, "attacks")
+
+
+def test_probes_skipped_builds_without_running_the_attack(tmp_path):
+    """A fully cached run builds its components (names and values checked) but runs no probe:
+    inside ``probes_skipped`` a plug-in whose run() raises is built; outside it is refused."""
+    from lsmia_bench.benchmark.plugin_check import probes_skipped
+
+    reference = _write(tmp_path, "raises", BROKEN["raises"][0])
+    with probes_skipped():
+        built = build_components([ComponentSpec(name=reference)], ATTACKS, "attacks")
+    assert [type(a).__name__ for a in built] == ["Plugin"]
+    with pytest.raises(UserError, match="ZeroDivisionError"):
+        build_components([ComponentSpec(name=reference)], ATTACKS, "attacks")
+    with probes_skipped(), pytest.raises(UserError, match="unknown key"):
+        build_components([ComponentSpec(name=reference, params={"nope": 1})], ATTACKS,
+                         "attacks")
