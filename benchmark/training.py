@@ -99,6 +99,7 @@ def train_classifier(
     scheduler: Any | None = None,
     on_epoch: Callable[[int, TrainingHistory], None] | None = None,
     precision: str | None = None,
+    state: dict[str, Any] | None = None,
 ) -> TrainingHistory:
     """Train ``model`` (already wrapped by the defense) for ``epochs`` passes over ``batches()``.
 
@@ -113,11 +114,15 @@ def train_classifier(
     up tensor cores on GPUs. The defense's loss is computed outside autocast, on the logits
     and the captured features cast back to float32; a NaN or infinite loss still raises
     :class:`NonFiniteLoss`.
+
+    ``state`` (the ``state`` of the set-up the defense's ``prepare_training`` returned) reaches
+    every ``loss`` call as ``LossInputs.state``, the same dict throughout.
     """
     autocast = autocast_context(ctx.device, precision)  # validates precision and device type
     mixed = precision in _AUTOCAST_DTYPES
     scaler = torch.amp.GradScaler(ctx.device.type) if precision == "fp16" else None
     history = TrainingHistory()
+    state = {} if state is None else state
     layers = defense.feature_layers(model)
     with capture_features(model, layers) as features:
         for epoch in range(epochs):
@@ -136,7 +141,7 @@ def train_classifier(
                     captured = {name: _to_float32(out) for name, out in captured.items()}
                 loss = current.loss(LossInputs(
                     logits=logits, targets=targets, inputs=inputs, num_classes=num_classes,
-                    progress=epoch / epochs, model=model, features=captured,
+                    progress=epoch / epochs, model=model, features=captured, state=state,
                 ))
                 if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
                     raise TypeError(f"defense {defense.name!r}: loss() must return a scalar "

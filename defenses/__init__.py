@@ -26,6 +26,7 @@ DEFENSES: Registry[type[Defense]] = Registry(
         "bido": "lsmia_bench.defenses.bido:BiDO",
         "tl_dmi": "lsmia_bench.defenses.tl_dmi:TLDMI",
         "dp_sgd": "lsmia_bench.defenses.dp_sgd:DPSGD",
+        "trap_mid": "lsmia_bench.defenses.trap_mid:TrapMID",
     },
     entry_point_group="lsmia_bench.defenses",
 )

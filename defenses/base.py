@@ -9,8 +9,11 @@ A defense is a :class:`kernel.component.Component`, i.e. a frozen pydantic model
   ``summary`` (one line for ``lsmia-bench list`` and the leaderboard) and ``strength`` (the
   hyper-parameter whose sweep traces the defense's utility/privacy trade-off).
 - **Loss**: :meth:`Defense.loss` gets a :class:`LossInputs` (logits, labels, inputs, number of
-  classes, training progress, the model, and the outputs of the submodules named by
-  :meth:`Defense.feature_layers`) and returns a finite scalar tensor. Default: cross-entropy.
+  classes, training progress, the model, the outputs of the submodules named by
+  :meth:`Defense.feature_layers`, and the defense's training state) and returns a finite
+  scalar tensor. Default: cross-entropy. It is called exactly once per optimiser step, before
+  the backward pass, so a defense may also update its own objects there (Trap-MID's triggers
+  and discriminator, kept in ``LossInputs.state``).
 - **Model**: :meth:`Defense.wrap_model` may wrap or change the classifier (for example a
   bottleneck before the head). It must return a module that keeps the :class:`Classifier`
   contract, because attacks and metrics use the same model.
@@ -24,7 +27,9 @@ A defense is a :class:`kernel.component.Component`, i.e. a frozen pydantic model
   suite has one, the PUBLIC split) once before the first epoch and returns the set-up to train
   with: it may set initial weights and freeze parameters (TL-DMI), or wrap the model, optimiser
   and batches (DP-SGD). :meth:`Defense.end_training` runs once after the last epoch and returns
-  metrics recorded with the target (DP-SGD's epsilon). Neither runs when a trained target is
+  metrics recorded with the target (DP-SGD's epsilon; Trap-MID's trapdoor success on the
+  private test split, ``TrainingSetup.test``). Objects the defense puts in ``setup.state``
+  reach :meth:`Defense.loss` as ``LossInputs.state``. Neither runs when a trained target is
   loaded again.
 
 The training loop, optimiser, learning-rate schedule, epochs and augmentation are the suite's
@@ -67,6 +72,11 @@ class LossInputs:
     features: dict[str, torch.Tensor] = field(default_factory=dict)
     """Named intermediate activations requested through :meth:`Defense.feature_layers`,
     captured during the forward pass that produced ``logits`` (gradients flow through them)."""
+    state: dict[str, Any] = field(default_factory=dict)
+    """``TrainingSetup.state`` of the set-up :meth:`Defense.prepare_training` returned: the
+    same dict for every batch of a training, so the loss can use (and update, once per batch)
+    the defense's own objects, e.g. Trap-MID's triggers and discriminator. Empty where no
+    training set-up exists (the plug-in check's single probe batch)."""
 
     def feature(self, name: str) -> torch.Tensor:
         """The captured output of submodule ``name``; a clear error if it was not captured."""
@@ -124,6 +134,10 @@ class TrainingSetup:
     defense that samples its own batches; None where the pipeline gives no such access."""
     public: PublicData | None = None
     """The suite's public split; None where the pipeline has none (``toy``, ``faces``)."""
+    test: tuple[torch.Tensor, torch.Tensor] | None = None
+    """The private test split (images, labels) as the pipeline evaluates it, for measurements
+    in :meth:`Defense.end_training` only (Trap-MID's trapdoor success rate); never train on
+    it. None where the pipeline gives none."""
     state: dict[str, Any] = field(default_factory=dict)
     """The defense's own objects between :meth:`Defense.prepare_training` and
     :meth:`Defense.end_training` (an accountant, a wrapper to undo)."""

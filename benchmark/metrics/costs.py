@@ -43,5 +43,12 @@ for _spec in [
                "TL-DMI pre-trained on public data and froze during private fine-tuning.",
                "sum of frozen parameter sizes / sum of all parameter sizes",
                "one value per trial", "target", unit="percent", detail=True),
+    MetricSpec("trapdoor_success", "Trapdoor success", "Share of the private test images that "
+               "Trap-MID's target classifies as the trapdoor label t once blended with t's "
+               "trigger (t drawn balanced over the classes, independently of the true label): "
+               "how well the trapdoor an inversion should fall into works; about 1 / C "
+               "where the trapdoor does nothing (t = y for 1 / C of the images). Only "
+               "Trap-MID records it.", "mean over test images of [argmax f((1 - a) x + a k_t) = t]",
+               "one value per trial", "target", unit="percent"),
 ]:
     METRICS.add(_spec)

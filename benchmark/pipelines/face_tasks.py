@@ -93,11 +93,13 @@ def train_face_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: Pa
     setup = defense.prepare_training(TrainingSetup(
         model=model, optimizer=optimizer, batches=batches, epochs=training["epochs"],
         batch_size=training["batch_size"], train_size=len(train_set),
-        num_classes=splits.num_classes, device=ctx.device, seed=seed))
+        num_classes=splits.num_classes, device=ctx.device, seed=seed,
+        test=(test_images, test_labels)))
     history = train_classifier(setup.model, defense, setup.batches, setup.optimizer,
                                training["epochs"], num_classes=splits.num_classes, ctx=ctx,
                                scheduler=make_scheduler(setup.optimizer, training),
-                               on_epoch=on_epoch, precision=training["precision"])
+                               on_epoch=on_epoch, precision=training["precision"],
+                               state=setup.state)
     defense_metrics = defense.end_training(setup)
     fit_time = time.perf_counter() - started
     train_images, train_labels = private_images(splits, "train", size, data["num_workers"])

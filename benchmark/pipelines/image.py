@@ -349,8 +349,9 @@ class ImagePipeline(Pipeline):
 TARGET_COLUMNS = ["defense", "strength", "seed", "test_accuracy", "ece", "class_separation"]
 UTILITY_COLUMNS = ["test_accuracy", "ece", "class_separation"]
 #: Target metrics that only some defenses record (``Defense.end_training``, e.g. DP-SGD's
-#: epsilon): a column of the table where any target of the run recorded it.
-DEFENSE_COLUMNS = ["dp_epsilon"]
+#: epsilon, Trap-MID's trapdoor success): a column of the table where any target of the run
+#: recorded it.
+DEFENSE_COLUMNS = ["dp_epsilon", "trapdoor_success"]
 
 
 def entry_report(config: ImageConfig, jobs: list[Job], outcomes: dict, out_dir: Path) -> Report:

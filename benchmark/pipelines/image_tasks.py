@@ -135,11 +135,12 @@ def train_image_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: P
         model=model, optimizer=optimizer, batches=batches, epochs=training["epochs"],
         batch_size=training["batch_size"], train_size=len(splits.private_train),
         num_classes=splits.num_classes, device=ctx.device, seed=seed, examples=examples,
-        public=PublicData(splits.public, splits.public_labels, len(splits.public_classes))))
+        public=PublicData(splits.public, splits.public_labels, len(splits.public_classes)),
+        test=(splits.private_test, splits.private_test_labels)))
     history = train_classifier(setup.model, defense, setup.batches, setup.optimizer,
                                training["epochs"], num_classes=splits.num_classes, ctx=ctx,
                                scheduler=make_scheduler(setup.optimizer, training),
-                               on_epoch=on_epoch)
+                               on_epoch=on_epoch, state=setup.state)
     defense_metrics = defense.end_training(setup)
     fit_time = time.perf_counter() - started
     metrics = evaluate_classifier(model, splits, bootstrap_settings(spec.get("uncertainty")), out)

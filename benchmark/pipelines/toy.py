@@ -246,10 +246,10 @@ def train_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
         model=model, optimizer=optimizer, batches=lambda: [(x_train, y_train)],
         epochs=training["iterations"], batch_size=len(x_train), train_size=len(x_train),
         num_classes=len(spec["data"]["centers"]), device=ctx.device, seed=_seed_spec(spec),
-        examples=lambda index: (x_train[index], y_train[index])))
+        examples=lambda index: (x_train[index], y_train[index]), test=(x_test, y_test)))
     history = train_classifier(
         setup.model, defense, setup.batches, setup.optimizer, training["iterations"],
-        num_classes=len(spec["data"]["centers"]), ctx=ctx,
+        num_classes=len(spec["data"]["centers"]), ctx=ctx, state=setup.state,
     )
     defense_metrics = defense.end_training(setup)
     torch.save(model.state_dict(), out / "model.pt")
