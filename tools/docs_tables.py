@@ -53,7 +53,8 @@ HEADERS = {
     "ppa_acc1": "PPA Acc@1", "gmi_acc1": "GMI Acc@1", "ppa_acc5": "PPA Acc@5",
     "gmi_acc5": "GMI Acc@5", "ppa_delta_eval": "PPA δ eval", "gmi_delta_eval": "GMI δ eval",
     "ppa_fid": "PPA FID", "gmi_fid": "GMI FID", "distance_nearest": "distance to class 2",
-    "steps": "attack steps",
+    "steps": "attack steps", "ppa_target_conf": "PPA target conf.",
+    "gmi_target_conf": "GMI target conf.",
 }
 
 
