@@ -93,6 +93,8 @@ def check_component(component: Any, field: str, name: str, probe: Probe | None =
     from lsmia_bench.attacks.base import Attack
     from lsmia_bench.defenses.base import Defense
 
+    if isinstance(component, Attack):
+        check_threat_model(component, field, name)
     if not _PROBING.get():
         return
     if isinstance(component, Attack):
@@ -315,6 +317,19 @@ def probe_prior(input_shape: tuple[int, ...], latent_dim: int = 4) -> nn.Module:
     channels = input_shape[0] if len(input_shape) == 3 else None
     return GeneratorPrior(generator, latent_dim, image_size=size, channels=channels,
                           discriminator=critic, discriminator_kind="wgan")
+
+
+def check_threat_model(attack: Any, field: str, name: str) -> None:
+    """The attack's declared ``threat_model`` is one the leaderboard groups columns by (a
+    plain class attribute, so the value a plug-in writes is not checked by pydantic)."""
+    from lsmia_bench.kernel.component import THREAT_MODELS
+
+    declared = getattr(type(attack), "threat_model", None)
+    if declared not in THREAT_MODELS:
+        raise _attack_fail(field, name, f"threat_model {declared!r} is not one of "
+                           f"{', '.join(THREAT_MODELS)}",
+                           f"Declare threat_model: ClassVar[ThreatModel] = one of "
+                           f"{', '.join(repr(t) for t in THREAT_MODELS)}.")
 
 
 def _attack_fail(field: str, name: str, problem: str, fix: str) -> UserError:

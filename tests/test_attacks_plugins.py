@@ -101,3 +101,15 @@ def test_probes_skipped_builds_without_running_the_attack(tmp_path):
     with probes_skipped(), pytest.raises(UserError, match="unknown key"):
         build_components([ComponentSpec(name=reference, params={"nope": 1})], ATTACKS,
                          "attacks")
+
+
+def test_an_unknown_threat_model_is_refused_naming_it(tmp_path):
+    path = tmp_path / "spy.py"
+    path.write_text(HEADER + BODY.format(result="AttackOutput(images, labels)").replace(
+        'name: ClassVar[str] = "plugin"',
+        'name: ClassVar[str] = "plugin"\n    threat_model: ClassVar[str] = "grey-box"'))
+    with pytest.raises(UserError) as caught:
+        build_components([ComponentSpec(name=f"{path}:Plugin")], ATTACKS, "attacks")
+    message = str(caught.value)
+    for needle in ["attacks[0].name", "spy.py:Plugin", "'grey-box'", "label-only"]:
+        assert needle in message, message
