@@ -72,8 +72,9 @@ def main() -> None:
                 figures[suite][str(k)] = {"per_class": k, "wall_s": run["wall_s"],
                                           **acc1_rows(results, suite)}
                 print(suite, k, figures[suite][str(k)], flush=True)
-    write_result("attack_budgets", {"entry": "none", "seed": 0, "level": 0.95,
-                                    "suites": figures})
+                # Written after every budget: an interrupted script keeps what it measured.
+                write_result("attack_budgets", {"entry": "none", "seed": 0, "level": 0.95,
+                                                "suites": figures})
 
 
 if __name__ == "__main__":
