@@ -54,7 +54,8 @@ HEADERS = {
     "gmi_acc5": "GMI Acc@5", "ppa_delta_eval": "PPA δ eval", "gmi_delta_eval": "GMI δ eval",
     "ppa_fid": "PPA FID", "gmi_fid": "GMI FID", "distance_nearest": "distance to class 2",
     "steps": "attack steps", "ppa_target_conf": "PPA target conf.",
-    "gmi_target_conf": "GMI target conf.",
+    "gmi_target_conf": "GMI target conf.", "rlb_mi_acc1": "RLB-MI Acc@1",
+    "brep_mi_acc1": "BREP-MI Acc@1",
 }
 
 
