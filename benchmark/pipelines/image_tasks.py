@@ -50,13 +50,17 @@ MODEL_SPEC_FILE = "model.json"
 ECE_BINS = 15
 
 
-def make_optimizer(model: nn.Module, training: dict[str, Any]) -> torch.optim.Optimizer:
-    """Adam or SGD (with momentum) over all parameters, as the suite's ``training`` says."""
+def make_optimizer(model: nn.Module, training: dict[str, Any],
+                   fused: bool = False) -> torch.optim.Optimizer:
+    """Adam or SGD (with momentum) over all parameters, as the suite's ``training`` says;
+    ``fused``: torch's fused kernel (one launch per step; CUDA runs)."""
+    options = {"fused": True} if fused else {}
     if training["optimizer"] == "adam":
         return torch.optim.Adam(model.parameters(), lr=training["lr"],
-                                weight_decay=training["weight_decay"])
+                                weight_decay=training["weight_decay"], **options)
     return torch.optim.SGD(model.parameters(), lr=training["lr"],
-                           momentum=training["momentum"], weight_decay=training["weight_decay"])
+                           momentum=training["momentum"], weight_decay=training["weight_decay"],
+                           **options)
 
 
 def milestone_epochs(fractions: list[float], epochs: int) -> list[int]:
