@@ -94,14 +94,7 @@ class FaceImageDataset(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        path = self.files[index]
-        try:
-            with Image.open(path) as image:
-                rgb = image.convert("RGB")
-        except (OSError, UnidentifiedImageError) as exc:
-            raise UserError("data", path, "Replace or delete this file (it must be an image "
-                            "PIL can read).", problem=f"unreadable image ({exc})") from None
-        return self.transform(rgb), self.labels[index]
+        return self.transform(read_rgb(self.files[index])), self.labels[index]
 
     def stack(self, indices: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Read the given items (all by default) into (N, C, H, W) images and (N,) labels;
@@ -112,6 +105,16 @@ class FaceImageDataset(Dataset):
             return torch.empty(0), torch.empty(0, dtype=torch.long)
         images, labels = zip(*items, strict=True)
         return torch.stack(images), torch.tensor(labels, dtype=torch.long)
+
+
+def read_rgb(path: str) -> Image.Image:
+    """The image file as an RGB PIL image; UserError naming an unreadable file."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, UnidentifiedImageError) as exc:
+        raise UserError("data", path, "Replace or delete this file (it must be an image "
+                        "PIL can read).", problem=f"unreadable image ({exc})") from None
 
 
 class LazyImages:

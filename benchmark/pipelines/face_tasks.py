@@ -19,6 +19,12 @@ from lsmia_bench.attacks import ATTACKS
 from lsmia_bench.attacks.grids import save_prior_samples
 from lsmia_bench.attacks.priors.supplied import build_supplied_prior
 from lsmia_bench.benchmark.context import TaskContext, TaskResult, seed_everything
+from lsmia_bench.benchmark.data.face_cache import (
+    CachedBatches,
+    CachedImages,
+    FaceImageCache,
+    build_split_cache,
+)
 from lsmia_bench.benchmark.data.face_folders import (
     FaceSplits,
     LazyImages,
@@ -51,11 +57,43 @@ from lsmia_bench.kernel.attack_output import AttackOutput
 EMBEDDING_CLASSES = 20
 
 
-def private_images(splits: FaceSplits, split: str, image_size: int,
-                   threads: int) -> tuple[LazyImages, torch.Tensor]:
-    """A split at ``image_size`` px (resize + center crop) as LazyImages, and its labels."""
+def private_images(splits: FaceSplits, split: str, image_size: int, threads: int,
+                   cache: FaceImageCache | None = None
+                   ) -> tuple[LazyImages | CachedImages, torch.Tensor]:
+    """A split at ``image_size`` px (resize + center crop) as LazyImages (read from the
+    files) or, with the image ``cache``, CachedImages (the same tensors), and its labels."""
     dataset = splits.dataset(split, face_eval_transform(image_size))
-    return LazyImages(dataset, threads=max(1, threads)), torch.tensor(dataset.labels)
+    labels = torch.tensor(dataset.labels)
+    if cache is not None:
+        return CachedImages(cache, cache.rows(split)), labels
+    return LazyImages(dataset, threads=max(1, threads)), labels
+
+
+def open_image_cache(inputs: dict[str, Path], splits: FaceSplits,
+                     size: int) -> FaceImageCache | None:
+    """The image cache job's output (``data.input: cached``), checked against the splits."""
+    if "images" not in inputs:
+        return None
+    cache = FaceImageCache(inputs["images"])
+    cache.check(splits, size)
+    return cache
+
+
+def build_face_image_cache(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
+                           ctx: TaskContext) -> TaskResult:
+    """Decode and resize every image of both splits once (``benchmark/data/face_cache.py``);
+    chunks finished by a killed run are kept beside the store's entries and reused."""
+    from lsmia_bench.benchmark.jobs import content_hash
+
+    data = spec["data"]
+    splits = load_face_splits(data)
+    size = int(data["image_size"])
+    partial = out.parent / f".partial-cache-{content_hash(spec)}"
+    started = time.perf_counter()
+    info = build_split_cache(splits, size, out, partial, threads=max(1, data["num_workers"]))
+    return TaskResult({"cache_time_s": time.perf_counter() - started,
+                       "cache_gib": info["bytes"] / 2**30},
+                      info={"cache": info, "data": splits.record()})
 
 
 def train_face_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
@@ -74,13 +112,20 @@ def train_face_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: Pa
                   "private_classes": list(range(splits.num_classes))}
     torch.manual_seed(seed)  # the same initial weights for every defense with this seed
     model = build_model(model_spec, defense).to(ctx.device)
-    optimizer = make_optimizer(model, training)
+    cuda = ctx.device.type == "cuda"
+    optimizer = make_optimizer(model, training, fused=cuda)  # same update, one kernel
     augmentation = training["augmentation"]
     train_set = splits.dataset("train", face_train_transform(size, **augmentation))
-    batches = dataloader_batches(train_set, training["batch_size"], seed,
-                                 num_workers=data["num_workers"],
-                                 pin_memory=ctx.device.type == "cuda")
-    test_images, test_labels = private_images(splits, "test", size, data["num_workers"])
+    cache = open_image_cache(inputs, splits, size)
+    if cache is not None:  # the same transform, per batch on the training device
+        batches = CachedBatches(cache, "train", train_set.labels, training["batch_size"],
+                                seed, ctx.device, **augmentation)
+    else:
+        batches = dataloader_batches(train_set, training["batch_size"], seed,
+                                     num_workers=data["num_workers"],
+                                     pin_memory=cuda)
+    test_images, test_labels = private_images(splits, "test", size, data["num_workers"],
+                                              cache)
     test_curve: list[float] = []
 
     def on_epoch(epoch: int, history: TrainingHistory) -> None:
@@ -88,6 +133,8 @@ def train_face_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: Pa
         if (epoch + 1) % every == 0 or epoch + 1 == training["epochs"]:
             test_curve.append(accuracy(predict(model, test_images), test_labels))
 
+    channels_last = training.get("channels_last")
+    channels_last = cuda if channels_last is None else channels_last
     started = time.perf_counter()
     # No per-example access and no public split here: a defense that needs them says so.
     setup = defense.prepare_training(TrainingSetup(
@@ -99,10 +146,12 @@ def train_face_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: Pa
                                training["epochs"], num_classes=splits.num_classes, ctx=ctx,
                                scheduler=make_scheduler(setup.optimizer, training),
                                on_epoch=on_epoch, precision=training["precision"],
-                               state=setup.state)
+                               state=setup.state, compile=training.get("compile", False),
+                               channels_last=channels_last)
     defense_metrics = defense.end_training(setup)
     fit_time = time.perf_counter() - started
-    train_images, train_labels = private_images(splits, "train", size, data["num_workers"])
+    train_images, train_labels = private_images(splits, "train", size, data["num_workers"],
+                                                cache)
     metrics = classifier_metrics(model, train_images, train_labels, test_images, test_labels,
                                  bootstrap_settings(spec.get("uncertainty")), out)
     metrics |= defense_metrics
@@ -115,6 +164,8 @@ def train_face_classifier(spec: dict[str, Any], inputs: dict[str, Path], out: Pa
         list(range(splits.num_classes)), history, test_curve, fit_time,
         {"embedding": f"test images of the first {EMBEDDING_CLASSES} identities",
          "data": splits.record(), "precision": training["precision"] or "fp32",
+         "input": "cached (augmented per batch on the training device)" if cache is not None
+         else "pil (DataLoader workers)",
          "pretraining": pretraining or "not a torchvision network"})
 
 
@@ -153,8 +204,9 @@ def attack_face_target(spec: dict[str, Any], inputs: dict[str, Path], out: Path,
         return build_classifier(student["name"], student["params"], 3, size, num_classes)
 
     threads = data["num_workers"]
-    train_images, train_labels = private_images(splits, "train", size, threads)
-    test_images, test_labels = private_images(splits, "test", size, threads)
+    cache = open_image_cache(inputs, splits, size)
+    train_images, train_labels = private_images(splits, "train", size, threads, cache)
+    test_images, test_labels = private_images(splits, "test", size, threads, cache)
     private = PrivateData(train_images, train_labels, test_images, test_labels)
     privacy = spec["privacy"]
     evaluation_inputs, info["evaluation_input"] = face_evaluation_inputs(

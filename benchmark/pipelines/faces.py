@@ -12,6 +12,7 @@ in the same folder layout: the smoke mode (``faces-smoke``, or ``run --suite fac
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -39,6 +40,7 @@ from lsmia_bench.defenses import DEFENSES
 from lsmia_bench.kernel.errors import UserError
 
 TRAIN_TASK = "lsmia_bench.benchmark.pipelines.face_tasks:train_face_classifier"
+CACHE_TASK = "lsmia_bench.benchmark.pipelines.face_tasks:build_face_image_cache"
 ATTACK_TASK = "lsmia_bench.benchmark.pipelines.face_tasks:attack_face_target"
 
 
@@ -77,6 +79,11 @@ class FaceData(Strict):
     #: DataLoader worker processes (and image-reading threads) per trial.
     num_workers: int = Field(8, ge=0)
     generate: GeneratedFaces | None = None
+    #: How training batches are made (docs/faces.md, "Input path"): "pil", DataLoader workers
+    #: decode and augment each image on the CPU (the paper's code); "cached", a prerequisite
+    #: job decodes and resizes every image once into memory-mapped uint8 arrays and the same
+    #: random augmentations run per batch on the training device (GPU runs).
+    input: Literal["pil", "cached"] = "pil"
 
 
 
@@ -102,6 +109,11 @@ class FaceTraining(Strict):
     precision: Literal["fp32", "bf16", "fp16"] | None = None
     #: Test accuracy is measured every this many epochs (and after the last).
     eval_every: int = Field(1, ge=1)
+    #: Train in channels_last memory format; null: on CUDA devices only (faster convolutions
+    #: with tensor cores; on the CPU it would change fp32 results).
+    channels_last: bool | None = None
+    #: torch.compile the model before training (slow start-up; off by default).
+    compile: bool = False
 
 
 class FaceEvaluation(Evaluation):
@@ -243,5 +255,29 @@ class FacesPipeline(ImagePipeline):
                                extra={"attack_identities": config.attack_identities,
                                       "student": (config.privacy.student
                                                   or config.target).model_dump()})
-        return [*prerequisites.values(), *targets, *attacks]
+        jobs = [*prerequisites.values(), *targets, *attacks]
+        if config.data.input == "cached":
+            jobs = with_image_cache(jobs, data)
+        return jobs
+
+
+def image_cache_job(data: dict[str, Any]) -> Job:
+    """The prerequisite that decodes the data set once (``data.input: cached``)."""
+    return Job(stage="prerequisites", task=CACHE_TASK,
+               name=f"image cache {data['source']} {data['image_size']} px",
+               spec={"data": data}, labels={"role": "image_cache"})
+
+
+def with_image_cache(jobs: list[Job], data: dict[str, Any]) -> list[Job]:
+    """The image cache job first, and every job that reads the data needing it as
+    ``images``; a job's ``needs`` on a changed job follow the change (keys are hashes)."""
+    cache = image_cache_job(data)
+    renamed: dict[str, str] = {}
+    out = [cache]
+    for job in jobs:  # planned order: a job's inputs come before it
+        needs = {role: renamed.get(key, key) for role, key in job.needs.items()}
+        changed = replace(job, needs=needs | {"images": cache.key})
+        renamed[job.key] = changed.key
+        out.append(changed)
+    return out
 
