@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, model_validator
 from torch import nn
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
 
 from lsmia_bench.attacks.base import Attack, AttackOutput, model_device
 from lsmia_bench.attacks.losses import class_confidence, poincare_loss
@@ -34,6 +36,13 @@ class PPA(Attack):
     memory holds a batch of images, not len(classes) * num_candidates (~64 GB at 530 x 200
     and 224 px).
 
+    ``batch_size`` is the authors' batch: each loss is a mean over it and each random
+    transform is drawn once per batch. ``generator_batch`` (a multiple of it) only sets how
+    many latents go through the generator and the target in one call: several batches (and
+    identities) per call keep a GPU busy, and each batch's transforms are drawn in the order
+    the one-batch-per-call loop draws them, so the result is the same for the same seed
+    (to float rounding where a kernel's result depends on the batch it runs in).
+
     Arguments:
         search_space_size (int): random latents scored in the initial selection. (Default: 2000)
         num_candidates (int): latents kept (most confident) and optimised per class. (Default: 200)
@@ -54,6 +63,11 @@ class PPA(Attack):
         final_iterations (int): random transforms per sample in the final selection. (Default: 100)
         final_scale, final_ratio (tuple): their RandomResizedCrop. (Default: (0.5, 0.9), (0.8, 1.2))
         final_flip (bool): random horizontal flips in the final selection. (Default: True)
+        generator_batch (int | None): latents per generator (and target) call, a multiple of
+            ``batch_size``. (Default: None, ``batch_size``: one batch per call)
+        precision ("fp32" | "bf16"): run the generator and the target under bfloat16 autocast
+            (GPUs; a generator whose custom ops lack bf16 needs "fp32"). Losses and scores
+            are computed in float32. (Default: "fp32", the authors')
 
     Shape: reconstructions (len(classes) * samples_per_class, C, H, W).
     Usage: ``PPA(search_space_size=500, num_candidates=20, samples_per_class=5)``
@@ -89,9 +103,19 @@ class PPA(Attack):
     final_scale: tuple[float, float] = (0.5, 0.9)
     final_ratio: tuple[float, float] = (0.8, 1.2)
     final_flip: bool = True
+    generator_batch: int | None = Field(None, ge=1)
+    precision: Literal["fp32", "bf16"] = "fp32"
+
+    @property
+    def call_size(self) -> int:
+        """Latents per generator call."""
+        return self.generator_batch or self.batch_size
 
     @model_validator(mode="after")
     def _sizes_nest(self) -> PPA:
+        if self.generator_batch is not None and self.generator_batch % self.batch_size:
+            raise ValueError(f"generator_batch ({self.generator_batch}) must be a multiple of "
+                             f"batch_size ({self.batch_size})")
         if self.num_candidates > self.search_space_size:
             raise ValueError(f"num_candidates ({self.num_candidates}) must not exceed "
                              f"search_space_size ({self.search_space_size})")
@@ -104,14 +128,16 @@ class PPA(Attack):
         self, target: nn.Module, classes: Sequence[int], prior: nn.Module | None = None
     ) -> AttackOutput:
         prior, _ = self.prepare(target, prior)
+        if self.precision == "bf16":
+            prior, target = bf16_prior(prior), BF16(target)
+        calls = self.call_size
         latents, labels = initial_selection(prior, target, classes, self.search_space_size,
-                                            self.num_candidates, self.initial_flip,
-                                            self.batch_size)
-        initial_confidence = _confidence(prior, target, latents, labels, self.batch_size)
+                                            self.num_candidates, self.initial_flip, calls)
+        initial_confidence = _confidence(prior, target, latents, labels, calls)
         trace: dict = {}
         optimised = []
-        for start in range(0, len(latents), self.batch_size):
-            batch = slice(start, start + self.batch_size)
+        for start in range(0, len(latents), calls):
+            batch = slice(start, start + calls)
             w, curves = self._optimise(target, prior, latents[batch], labels[batch],
                                        record=start == 0)
             optimised.append(w)
@@ -123,11 +149,11 @@ class PPA(Attack):
         transform = random_transform(size, self.final_scale, self.final_ratio, self.final_flip)
         keep = final_selection_from_latents(prior, latents, labels, target, transform,
                                             self.final_iterations, self.samples_per_class,
-                                            self.batch_size)
-        reconstructions = generate_selected(prior, latents, keep, self.batch_size)
+                                            calls, group=self.batch_size)
+        reconstructions = generate_selected(prior, latents, keep, calls)
+        optimised_confidence = _confidence(prior, target, latents, labels, calls)
         trace["initial_confidence_mean"] = initial_confidence.mean().item()
-        trace["optimised_confidence_mean"] = _confidence(
-            prior, target, latents, labels, self.batch_size).mean().item()
+        trace["optimised_confidence_mean"] = optimised_confidence.mean().item()
         # The latents let a pipeline judge the generator's images at the evaluation model's own
         # size (faces: 1024 -> crop 800 -> 299 px, as the authors' code) instead of resizing
         # the reconstructions again.
@@ -145,41 +171,104 @@ class PPA(Attack):
 
     def _optimise(self, target: nn.Module, prior, w: torch.Tensor, labels: torch.Tensor,
                   record: bool) -> tuple[torch.Tensor, dict]:
+        """Optimise the latents ``w`` of one generator call: each batch of ``batch_size``
+        latents has its own loss (a mean over the batch) and its own crop per step, drawn
+        batch by batch as the one-batch-per-call loop draws them; Adam is elementwise, so one
+        optimiser over all of them updates each batch as its own optimiser would."""
         w = w.detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adam([w], lr=self.lr, betas=self.betas)
         scheduler = self.make_lr_scheduler(optimizer)
         size = prior.image_size or tuple(prior(w[:1]).shape[-2:])
-        augment = v2.RandomResizedCrop(size, scale=self.crop_scale, ratio=self.crop_ratio,
-                                       antialias=True)
+        augment = CropFlip(tuple(size), self.crop_scale, self.crop_ratio, flip=False)
+        groups = [slice(s, s + self.batch_size) for s in range(0, len(w), self.batch_size)]
+        draws = [[augment.draw(size) for _ in range(self.steps)] for _ in groups]
         grads, losses, identity = [], [], []
-        for _ in range(self.steps):
+        for step in range(self.steps):
             raw = prior.generate(w)
-            identity_loss = poincare_loss(target(augment(prior.to_target(raw))), labels).mean()
-            loss = identity_loss
+            images = prior.to_target(raw)
+            views = torch.cat([augment.apply(images[g], draws[i][step])
+                               for i, g in enumerate(groups)])
+            logits = target(views).float()
+            per_image = poincare_loss(logits, labels)
+            group_losses = torch.stack([per_image[g].mean() for g in groups])
+            total = group_losses
             if self.discriminator_weight > 0:
-                loss = loss + self.discriminator_weight * prior.prior_loss(raw).mean()
+                realism = prior.prior_loss(raw).float()
+                total = total + self.discriminator_weight * torch.stack(
+                    [realism[g].mean() for g in groups])
             optimizer.zero_grad(set_to_none=True)
-            w.grad, = torch.autograd.grad(loss, w)
-            if record:
-                grads.append(w.grad[:self.trace_samples].detach().cpu())
-                losses.append(loss.item())
-                identity.append(identity_loss.item())
+            w.grad, = torch.autograd.grad(total.sum(), w)  # each batch's own loss gradient
+            if record:  # the first batch's curves, kept on the device until the end
+                grads.append(w.grad[:min(self.trace_samples, self.batch_size)].detach())
+                losses.append(total[0].detach())
+                identity.append(group_losses[0].detach())
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-        curves = {"gradients": torch.stack(grads), "loss": losses,
-                  "poincare_loss": identity} if record else {}
+        curves = {"gradients": torch.stack(grads).cpu(),
+                  "loss": torch.stack(losses).tolist(),
+                  "poincare_loss": torch.stack(identity).tolist()} if record else {}
         return w.detach(), curves
 
 
+class BF16(nn.Module):
+    """``module`` run under bfloat16 autocast on its device, its output cast to float32."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        with torch.autocast(model_device(self.module).type, dtype=torch.bfloat16):
+            return self.module(*args, **kwargs).float()
+
+
+def bf16_prior(prior: nn.Module) -> nn.Module:
+    """A view of ``prior`` whose ``generate`` runs under bfloat16 autocast and returns
+    float32 (the crop, resize and losses stay in float32; latents are sampled and optimised
+    in float32). The generator's modules are shared, not copied."""
+    mixed = copy.copy(prior)
+    generate = prior.generate
+
+    def generate_bf16(latents: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(model_device(prior).type, dtype=torch.bfloat16):
+            return generate(latents).float()
+
+    mixed.generate = generate_bf16
+    return mixed
+
+
+class CropFlip:
+    """RandomResizedCrop(size, scale, ratio) (+ RandomHorizontalFlip(0.5)) on image batches:
+    one draw per call, the same draws and images as ``v2.Compose`` of the two; the draw
+    (:meth:`draw`) and its application (:meth:`apply`) can also run apart, so that several
+    batches drawn in turn go through the target in one call."""
+
+    def __init__(self, size: Sequence[int], scale: Sequence[float], ratio: Sequence[float],
+                 flip: bool) -> None:
+        self.size = list(size)
+        self.crop = v2.RandomResizedCrop(tuple(size), scale=tuple(scale), ratio=tuple(ratio),
+                                         antialias=True)
+        self.flip = flip
+
+    def draw(self, shape: Sequence[int]) -> tuple[dict[str, int], bool]:
+        """The crop box for images of (H, W) ``shape`` and the flip, in the Compose's order."""
+        box = self.crop.make_params([torch.empty(1).expand(3, *shape)])
+        return box, bool(torch.rand(1) < 0.5) if self.flip else False
+
+    def apply(self, images: torch.Tensor, params: tuple[dict[str, int], bool]) -> torch.Tensor:
+        box, flipped = params
+        out = TF.resized_crop(images, **box, size=self.size, antialias=True)
+        return TF.horizontal_flip(out) if flipped else out
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.apply(images, self.draw(images.shape[-2:]))
+
+
 def random_transform(size: Sequence[int], scale: Sequence[float], ratio: Sequence[float],
-                     flip: bool) -> Transform:
+                     flip: bool) -> CropFlip:
     """RandomResizedCrop(size, scale, ratio) (+ RandomHorizontalFlip(0.5)) on image batches."""
-    steps: list[nn.Module] = [v2.RandomResizedCrop(tuple(size), scale=tuple(scale),
-                                                   ratio=tuple(ratio), antialias=True)]
-    if flip:
-        steps.append(v2.RandomHorizontalFlip(0.5))
-    return v2.Compose(steps)
+    return CropFlip(size, scale, ratio, flip)
 
 
 @torch.no_grad()
@@ -199,7 +288,7 @@ def initial_selection(prior, target: nn.Module, classes: Sequence[int], search_s
         raw = prior.generate(latents[start:start + batch_size])
         images = prior.to_target(raw.clamp(*prior.value_range))
         views = [images, images.flip(-1)] if flip else [images]
-        scores.append(sum(target(v).softmax(dim=1) for v in views) / len(views))
+        scores.append(sum(target(v).float().softmax(dim=1) for v in views) / len(views))
     confidence = torch.cat(scores)
     chosen = [confidence[:, c].argsort(descending=True, stable=True)[:num_candidates]
               for c in classes]
@@ -223,18 +312,45 @@ def final_selection(images: torch.Tensor, labels: torch.Tensor, target: nn.Modul
 @torch.no_grad()
 def final_selection_from_latents(prior: nn.Module, latents: torch.Tensor, labels: torch.Tensor,
                                  target: nn.Module, transform: Transform, iterations: int = 100,
-                                 keep: int = 50, batch_size: int = 25) -> torch.Tensor:
+                                 keep: int = 50, batch_size: int = 25,
+                                 group: int | None = None) -> torch.Tensor:
     """:func:`final_selection` of x = prior(w), unclamped as in the authors' final selection
     (``create_image``), each batch generated on the fly and dropped once scored: memory
-    O(batch_size) images instead of O(len(latents))."""
+    O(batch_size) images instead of O(len(latents)).
+
+    ``group`` (a divisor of ``batch_size``; a :class:`CropFlip` transform): each generated
+    batch is scored as batch_size / group batches of ``group`` images, each with its own
+    transforms drawn in turn (the draws of one call per ``group`` images), through one
+    target call per iteration."""
     device = model_device(prior)
     scores = []
     for start in range(0, len(latents), batch_size):
         images = prior(latents[start:start + batch_size].to(device))
-        scores.append(_transform_confidence(images, labels[start:start + batch_size], target,
-                                            transform, iterations))
+        part = labels[start:start + batch_size]
+        if group is None or group >= len(images):
+            scores.append(_transform_confidence(images, part, target, transform, iterations))
+        else:
+            scores.append(_grouped_confidence(images, part, target, transform, iterations,
+                                              group))
         del images
     return _top_per_class(torch.cat(scores), labels, keep)
+
+
+@torch.no_grad()
+def _grouped_confidence(images: torch.Tensor, labels: torch.Tensor, target: nn.Module,
+                        transform: CropFlip, iterations: int, group: int) -> torch.Tensor:
+    """:func:`_transform_confidence` of each ``group`` of images in turn (its draws made
+    group by group, iteration by iteration), the groups scored together: (N,) on CPU."""
+    device = model_device(target)
+    images, labels = images.to(device), labels.to(device)
+    groups = [slice(s, s + group) for s in range(0, len(images), group)]
+    draws = [[transform.draw(images.shape[-2:]) for _ in range(iterations)] for _ in groups]
+    total = torch.zeros(len(images), device=device)
+    for i in range(iterations):
+        views = torch.cat([transform.apply(images[g], draws[k][i])
+                           for k, g in enumerate(groups)])
+        total += class_confidence(target(views).float(), labels)
+    return (total / iterations).cpu()
 
 
 @torch.no_grad()
@@ -271,7 +387,7 @@ def _transform_confidence(images: torch.Tensor, labels: torch.Tensor, target: nn
     images, labels = images.to(device), labels.to(device)
     total = torch.zeros(len(images), device=device)
     for _ in range(iterations):
-        total += class_confidence(target(transform(images)), labels)
+        total += class_confidence(target(transform(images)).float(), labels)
     return (total / iterations).cpu()
 
 
@@ -290,6 +406,6 @@ def _top_per_class(scores: torch.Tensor, labels: torch.Tensor, keep: int) -> tor
 def _confidence(prior: nn.Module, target: nn.Module, latents: torch.Tensor,
                 labels: torch.Tensor, batch_size: int) -> torch.Tensor:
     """p_y(prior(w)) per latent (N,), each batch generated, scored and dropped."""
-    return torch.cat([class_confidence(target(prior(latents[i:i + batch_size])),
+    return torch.cat([class_confidence(target(prior(latents[i:i + batch_size])).float(),
                                        labels[i:i + batch_size])
                       for i in range(0, len(latents), batch_size)])
