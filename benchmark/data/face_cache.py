@@ -246,12 +246,13 @@ def augment_batch(crops: torch.Tensor, params: dict[str, torch.Tensor],
                                device=device)
         crop = TF.to_dtype(crops[members, :, :height, :width], torch.float32, scale=True)
         out[members] = TF.resize(crop, [size, size], antialias=True)
-    if "orders" in params:
-        orders, factors = params["orders"].to(device), params["factors"].to(device)
+    if "orders" in params:  # groups chosen on the host: no wait for the device
+        orders, factors = params["orders"], params["factors"].to(device)
         for slot in range(4):
             for op in range(4):
-                members = (orders[:, slot] == op).nonzero().squeeze(1)
-                if len(members):
+                chosen = (orders[:, slot] == op).nonzero().squeeze(1)
+                if len(chosen):
+                    members = chosen.to(device, non_blocking=True)
                     out[members] = _jitter_op(op, out[members], factors[members, op])
     flips = params["flips"].to(device).view(-1, 1, 1, 1)
     return torch.where(flips, out.flip(-1), out)
