@@ -257,7 +257,11 @@ def record_suite(snapshot: Snapshot, config: Any, source: str, overrides: list[s
     have = {t.job_key for t in snapshot.trials if t.ok and t.suite == config.name}
     missing = planned - have
     if missing:
-        raise UserError("--suite", config.name, f"Run it first: lsmia-bench run "
+        # Finished trials of the suite that this configuration does not plan: the run was made
+        # with other settings (a --set, --data-home or SCIKIT_LEARN_DATA), not left unfinished.
+        other = "Give the same --set options and data home (SCIKIT_LEARN_DATA) " \
+            "as the run, or run it first: " if have - planned else "Run it first: "
+        raise UserError("--suite", config.name, f"{other}lsmia-bench run "
                         f"{_suite_args(config.name, config_file, overrides)} --results "
                         f"{shlex.quote(results_arg)}",
                         problem=f"{len(missing)} of its {len(planned)} trials are not recorded "
