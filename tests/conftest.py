@@ -67,3 +67,17 @@ def sklearn_data_home() -> Path:
     if not (SHARED_SKLEARN_DATA / "olivetti_py3.pkz").is_file():
         pytest.fail(f"Olivetti cache missing at {SHARED_SKLEARN_DATA}; set SCIKIT_LEARN_DATA")
     return SHARED_SKLEARN_DATA
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's bundled digits as (N, 1, 8, 8) images in [0, 1]: the private digits 0-4
+    (images, labels) and the public images of 5-9."""
+    import torch
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    labels = torch.tensor(bunch.target)
+    private = labels < 5
+    return images[private], labels[private], images[~private]

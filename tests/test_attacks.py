@@ -51,17 +51,6 @@ def _one_thread(one_torch_thread):
 
 
 @pytest.fixture(scope="module")
-def digits():
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    labels = torch.tensor(bunch.target)
-    private = labels < 5
-    return images[private], labels[private], images[~private]
-
-
-@pytest.fixture(scope="module")
 def target(digits):
     images, labels, _ = digits
     torch.manual_seed(0)
