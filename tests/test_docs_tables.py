@@ -146,3 +146,65 @@ def test_widths_block_says_which_randomness_dominates(tmp_path):
     assert "| noisy seeds | PPA Acc@1 | 3 | ±0.100 | 0.100 | ±0.020 | seeds (1% attack) |" in text
     assert "| noisy attack | PPA Acc@1 | 3 | ±0.100 | 0.050 | ±0.196 | attack (100% attack) |" \
         in text
+
+
+def _faces_input(host_per_cpu_s: float, cpu_per_cpu_s: float, pil_per_cpu_s: float) -> dict:
+    paths = {name: {"images_per_s_wall": v, "images_per_cpu_s": v, "ms_per_image_cpu": 1000 / v}
+             for name, v in (("pil", pil_per_cpu_s), ("cached_host", host_per_cpu_s),
+                             ("cached_cpu", cpu_per_cpu_s))}
+    return {"machine": {"cpus": 2, "date": "2026-01-02T00:00:00+00:00",
+                        "load_average_1min": 1.0},
+            "command": "python -m perf.faces_input", "images": 8, "source_size": 32, "size": 24,
+            "cache_build_ms_per_image": 1.0, "paths": paths,
+            "speedup_vs_pil": {n: {"wall": p["images_per_s_wall"] / pil_per_cpu_s,
+                                   "cpu_time": p["images_per_cpu_s"] / pil_per_cpu_s}
+                               for n, p in paths.items() if n != "pil"}}
+
+
+def _perf(root: Path, name: str, data: dict) -> None:
+    folder = root / "perf" / "results"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(data))
+
+
+def _row(text: str, start: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(f"| {start}"))
+
+
+def test_faces_targets_without_a_steady_gpu_run_say_not_measured(tmp_path):
+    # CPU share 5x the PIL path per core (met), the all-CPU cached path 0.9x (not met).
+    _perf(tmp_path, "faces_input", _faces_input(500.0, 90.0, 100.0))
+    text = docs_tables.render("faces-targets", tmp_path)
+    for target in ("ResNet-152 bf16", "Inception-v3 bf16", "PPA at the paper's sizes"):
+        assert "**not measured on a GPU**" in _row(text, target)
+    assert "the file does not exist" in text
+    host = _row(text, "input path per CPU core")
+    assert "5.00x (500 vs 100 images per CPU-second" in host and "**met**" in host
+    assert "2026-01-02, 2 CPU cores, no GPU" in host
+    assert "0.90x" in _row(text, "the same, `cached`") and "**not met**" in _row(
+        text, "the same, `cached`")
+    # A smoke run of the steady script on the CPU is a check, not a GPU figure.
+    _perf(tmp_path, "faces_gpu_steady", {"device": "cpu", "smoke": True,
+                                         "resnet152_bf16": {"images_per_s": 9000.0}})
+    text = docs_tables.render("faces-targets", tmp_path)
+    assert "**not measured on a GPU**" in _row(text, "ResNet-152 bf16") and "9,000" not in text
+
+
+def test_faces_targets_read_the_steady_gpu_run(tmp_path):
+    _perf(tmp_path, "faces_gpu_steady", {
+        "command": "python -m perf.faces_gpu --steady", "device": "NVIDIA H200",
+        "smoke": False, "stopped": "time limit reached",
+        "resnet152_bf16": {"images_per_s": 1600.0, "gpu_utilisation_mean": 93.0},
+        "inception_v3_bf16": {"images_per_s": 1100.0}})
+    _perf(tmp_path, "faces_gpu", {"device": "NVIDIA H200",
+                                  "resnet152_bf16": {"train_images_per_s": 248.0}})
+    text = docs_tables.render("faces-targets", tmp_path)
+    resnet = _row(text, "ResNet-152 bf16")
+    assert "1,600 img/s (`perf/results/faces_gpu_steady.json`), GPU utilisation 93 %" in resnet
+    assert "**met**" in resnet and "NVIDIA H200" in resnet and "| 248 img/s |" in resnet
+    assert "1,100 img/s" in _row(text, "Inception-v3") and "**not met**" in _row(
+        text, "Inception-v3")
+    ppa = _row(text, "PPA")
+    assert "**not measured**" in ppa and "stopped at its time limit" in ppa
+    assert "neither steady state nor the current code" in text
+    assert "- (no `perf/results/faces_input.json`)" in _row(text, "input path per CPU core")

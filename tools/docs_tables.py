@@ -24,6 +24,12 @@ Kinds:
   within-seed interval at each attack budget;
 - ``perf``: the CPU figures of ``perf/results/{harness_overhead,ray_parallel,end_to_end}.json``;
 - ``faces-gpu``: ``perf/results/faces_gpu.json`` (measured on a GPU, with its device and date).
+- ``faces-input``: ``perf/results/faces_input.json``, CPU time per image of the faces input
+  paths (per core) against the PIL path;
+- ``faces-targets``: issue 22's targets for the faces suite, each against its figure in
+  ``perf/results/faces_gpu_steady.json`` (steady state on a GPU; "not measured on a GPU" when
+  that file is missing or a CPU smoke run) or ``faces_input.json``, with date and device; the
+  earlier first-epoch run (``faces_gpu.json``) as context only.
 
 A block whose recorded results are missing says so instead of showing numbers.
 
@@ -362,9 +368,139 @@ def faces_gpu_table(root: Path) -> str:
         f"weights: first-epoch figures including warm-up, not steady state.\n")
 
 
+def faces_input_table(root: Path) -> str:
+    data = _load(root, "faces_input")
+    if not data:
+        return _missing("perf/results/faces_input.json", "Run `python -m perf.faces_input`.")
+    paths, speedups = data["paths"], data["speedup_vs_pil"]
+    titles = {"pil": "`pil`: PIL decode, Resize, RandomResizedCrop, ColorJitter, flip per image",
+              "cached_host": "`cached`, the CPU's share when a GPU augments (draws, crops "
+                             "gathered from the cache)",
+              "cached_cpu": "`cached`, all on the CPU (augmentation included)"}
+    rows = []
+    for name, figures in paths.items():
+        ratio = speedups.get(name, {}).get("cpu_time", 1.0)
+        rows.append([titles.get(name, f"`{name}`"), f"{figures['ms_per_image_cpu']:.2f} ms",
+                     f"{figures['images_per_cpu_s']:,.0f}", _times(ratio),
+                     f"{figures['images_per_s_wall']:,.0f}"])
+    machine = data["machine"]
+    return markdown(["input path", "CPU time per image", "images per CPU-second (per core)",
+                     "vs `pil`, per core", "images/s (wall)"], rows) + (
+        f"\nOne-time decode into the cache: {data['cache_build_ms_per_image']:.1f} ms per image. "
+        f"{data['images']} generated {data['source_size']} px JPEG faces to {data['size']} px, "
+        f"one process, one torch thread, paths interleaved, best of the repeats: "
+        f"`{data['command']}`, {machine['date'][:10]}, {machine['cpus']} CPU cores, no GPU "
+        f"(load average {machine['load_average_1min']:.1f} at the end).\n")
+
+
+#: Issue 22's targets for the faces suite: (key in faces_gpu_steady.json, what, target,
+#: figure in the file, unit, lower is better).
+GPU_TARGETS = (
+    ("resnet152_bf16", "ResNet-152 bf16 training, 224 px, steady state, one H200",
+     1500.0, "images_per_s", "img/s", False),
+    ("inception_v3_bf16", "Inception-v3 bf16 training, steady state, one H200", 1200.0,
+     "images_per_s", "img/s", False),
+    ("ppa", "PPA at the paper's sizes, one H200", 10.0, "s_per_identity", "s per identity",
+     True),
+)
+#: The same figure in the earlier first-epoch run (faces_gpu.json), shown as context only.
+EARLIER = {"resnet152_bf16": ("train_images_per_s", "img/s"),
+           "inception_v3_bf16": ("train_images_per_s", "img/s"),
+           "ppa": ("attack_s_per_identity", "s per identity")}
+INPUT_TARGET = 4.0
+
+
+def _times(ratio: float) -> str:
+    return f"{ratio:.1f}x" if ratio >= 10 else f"{ratio:.2f}x"
+
+
+def _figure(value: float, unit: str) -> str:
+    return f"{value:,.0f} {unit}" if value >= 100 else f"{value:.3g} {unit}"
+
+
+def _earlier(data: dict | None, key: str) -> str:
+    if not data:
+        return "-"
+    field, unit = EARLIER[key]
+    runs = [data[k][field] for k in (key, key + "_run1") if data.get(k, {}).get(field)]
+    return " / ".join(_figure(v, unit) for v in runs) or "-"
+
+
+def _steady_date(root: Path, data: dict) -> str:
+    date = data.get("date") or data.get("machine", {}).get("date")
+    if date:
+        return str(date)[:10]
+    committed = _committed(root, "perf/results/faces_gpu_steady.json")
+    return committed if committed != "date unknown" else "not committed yet"
+
+
+def faces_targets_table(root: Path) -> str:
+    steady, earlier, cpu = (_load(root, n) for n in ("faces_gpu_steady", "faces_gpu",
+                                                     "faces_input"))
+    # A smoke run or a run without a GPU is a check of the script, not a measurement.
+    on_gpu = bool(steady) and not steady.get("smoke") and steady.get("device", "cpu") != "cpu"
+    source = "`perf/results/faces_gpu_steady.json`"
+    rows = []
+    for key, what, target, field, unit, lower in GPU_TARGETS:
+        sign = "<=" if lower else ">="
+        part = steady.get(key) if on_gpu else None
+        if not on_gpu:
+            measured, verdict, when = "-", "**not measured on a GPU**", "-"
+        elif not part or part.get(field) is None:
+            stopped = " (the run stopped at its time limit)" if steady.get("stopped") else ""
+            measured, verdict = f"not in {source}{stopped}", "**not measured**"
+            when = f"{_steady_date(root, steady)}, {steady['device']}"
+        else:
+            value = float(part[field])
+            measured = f"{_figure(value, unit)} ({source})"
+            if part.get("gpu_utilisation_mean") is not None:
+                measured += f", GPU utilisation {part['gpu_utilisation_mean']:.0f} %"
+            met = value <= target if lower else value >= target
+            verdict = "**met**" if met else "**not met**"
+            when = f"{_steady_date(root, steady)}, {steady['device']}"
+        rows.append([what, f"{sign} {_figure(target, unit)}", measured, verdict, when,
+                     _earlier(earlier, key)])
+    if cpu:
+        base = cpu["paths"]["pil"]["images_per_cpu_s"]
+        when = f"{cpu['machine']['date'][:10]}, {cpu['machine']['cpus']} CPU cores, no GPU"
+        for name, what in (("cached_host", "input path per CPU core vs PIL + ColorJitter: "
+                                           "the CPU's share of `cached` when a GPU augments"),
+                           ("cached_cpu", "the same, `cached` with the augmentation on the CPU "
+                                          "(a CPU run)")):
+            per_core = cpu["paths"][name]["images_per_cpu_s"]
+            ratio = per_core / base
+            rows.append([what, f">= {INPUT_TARGET:.0f}x", f"{_times(ratio)} ({per_core:,.0f} vs "
+                         f"{base:,.0f} images per CPU-second; `perf/results/faces_input.json`)",
+                         "**met**" if ratio >= INPUT_TARGET else "**not met**", when, "-"])
+    else:
+        rows.append(["input path per CPU core vs PIL + ColorJitter", f">= {INPUT_TARGET:.0f}x",
+                     "- (no `perf/results/faces_input.json`)", "**not measured**", "-", "-"])
+    out = markdown(["target", "goal", "measured (file)", "verdict", "date, device",
+                    "earlier first-epoch run (context)"], rows)
+    if not on_gpu:
+        why = ("only a smoke run on the CPU is recorded there" if steady else "the file does "
+               "not exist")
+        out += (f"\nThe GPU rows come from `python -m perf.faces_gpu --steady` ({source}); "
+                f"{why}, so no steady-state GPU figure is reported.")
+    else:
+        out += (f"\nGPU rows: `{steady.get('command', 'python -m perf.faces_gpu --steady')}`; "
+                "PPA through a random StyleGAN-like stand-in generator (lighter than NVlabs' "
+                "FFHQ network), so its seconds per identity are a lower bound.")
+    if earlier:
+        out += (f" Context column: `perf/results/faces_gpu.json` (one {earlier['device']}, "
+                f"committed {_committed(root, 'perf/results/faces_gpu.json')}; last run / first "
+                "run): first-epoch figures including warm-up, with the DataLoader (PIL) input "
+                "path and one identity per PPA call, i.e. neither steady state nor the current "
+                "code.")
+    return out + (" The input rows count CPU time only; the GPU's share of the cached path "
+                  "(copy, resize, jitter, flip) is inside the steady-state training rows.\n")
+
+
 def _committed(root: Path, path: str) -> str:
-    """The date of the commit that last changed a recorded file (its JSON has no date)."""
-    done = subprocess.run(["git", "log", "-1", "--format=%cs", "--", path], cwd=root,
+    """The date of the commit that last changed a recorded file's content (its JSON has no
+    date); a move (benchmarks/ became perf/) is not a new measurement."""
+    done = subprocess.run(["git", "log", "-1", "--follow", "--diff-filter=AM", "--format=%cs",
+                           "--", path], cwd=root,
                           capture_output=True, text=True, check=False)
     return done.stdout.strip() or "date unknown"
 
@@ -385,6 +521,10 @@ def render(spec: str, root: Path) -> str:
         return perf_table(root)
     if kind == "faces-gpu":
         return faces_gpu_table(root)
+    if kind == "faces-input":
+        return faces_input_table(root)
+    if kind == "faces-targets":
+        return faces_targets_table(root)
     raise SystemExit(f"unknown table kind {kind!r} in <!-- table:{spec} -->")
 
 
