@@ -208,3 +208,13 @@ def test_faces_targets_read_the_steady_gpu_run(tmp_path):
     assert "**not measured**" in ppa and "stopped at its time limit" in ppa
     assert "neither steady state nor the current code" in text
     assert "- (no `perf/results/faces_input.json`)" in _row(text, "input path per CPU core")
+
+
+def test_toy_reference_sets_the_recorded_report_beside_the_notebook(tmp_path):
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    (tmp_path / "docs" / "results" / "toy.csv").write_text(
+        "entry,alpha,steps,distance_nearest\nLS 0,0.0,700,3.0\nLS -0.05,-0.05,60,6.5\n")
+    text = docs_tables.render("toy-reference", tmp_path)
+    assert "| 0 | 763, 3.23 | 700, 3.00 |" in text
+    assert "| -0.05 | 53, 6.75 | 60, 6.50 |" in text
+    assert "| +0.05 | 3113, 0.65 | not recorded |" in text

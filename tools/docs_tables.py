@@ -24,6 +24,8 @@ Kinds:
   within-seed interval at each attack budget;
 - ``perf``: the CPU figures of ``perf/results/{harness_overhead,ray_parallel,end_to_end}.json``;
 - ``faces-gpu``: ``perf/results/faces_gpu.json`` (measured on a GPU, with its device and date).
+- ``toy-reference``: the toy suite's attack steps and distance per alpha (``toy.csv``) beside
+  the paper's reference notebook's figures;
 - ``faces-input``: ``perf/results/faces_input.json``, CPU time per image of the faces input
   paths (per core) against the PIL path;
 - ``faces-targets``: issue 22's targets for the faces suite, each against its figure in
@@ -222,6 +224,29 @@ def study_table(root: Path, suite: str, columns: list[str]) -> str:
     return markdown(["entry", "metric", "predicted", "Δ vs none [95 % interval]", "verdict",
                      "decision"], rows) + (f"\nSeeds: {', '.join(seeds) or '-'}.\n"
                                             + _source_line(suite, meta))
+
+
+#: The paper's reference notebook for its motivational example (Struppek et al., ICLR 2024,
+#: Fig. 1): attack steps and distance to the nearest class-2 point per alpha.
+TOY_NOTEBOOK = {"0": (763, 3.23), "+0.05": (3113, 0.65), "-0.05": (53, 6.75)}
+
+
+def toy_reference_table(root: Path) -> str:
+    loaded = _records(root, "toy")
+    if loaded is None:
+        return _missing("docs/results/toy.csv", "Run `lsmia-bench run --suite toy`, then "
+                        "`make docs-tables RESULTS=results`.")
+    records, meta = loaded
+    ours = {("0" if float(r["alpha"]) == 0 else f"{float(r['alpha']):+g}"): r
+            for r in records if r.get("alpha") not in (None, "")}
+    rows = []
+    for alpha, (steps, distance) in TOY_NOTEBOOK.items():
+        r = ours.get(alpha)
+        mine = f"{fmt(r.get('steps'))}, {float(r['distance_nearest']):.2f}" if r else \
+            "not recorded"
+        rows.append([alpha, f"{steps}, {distance:.2f}", mine])
+    return markdown(["alpha", "notebook: steps, distance", "lsmia-bench: steps, distance"],
+                    rows) + _source_line("toy", meta)
 
 
 def _load(root: Path, name: str) -> dict | None:
@@ -521,6 +546,8 @@ def render(spec: str, root: Path) -> str:
         return perf_table(root)
     if kind == "faces-gpu":
         return faces_gpu_table(root)
+    if kind == "toy-reference":
+        return toy_reference_table(root)
     if kind == "faces-input":
         return faces_input_table(root)
     if kind == "faces-targets":
