@@ -373,8 +373,33 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+#: After Ctrl+C the run's state is saved before ``main`` returns; what remains is the
+#: interpreter's shutdown (Ray's and MLflow's exit handlers and threads). It gets this long,
+#: so that Ctrl+C always ends the process; a second Ctrl+C ends it at once.
+INTERRUPTED_EXIT_GRACE_S = 30.0
+
+
+def _bound_exit(code: int, grace_s: float) -> None:
+    """Leave within ``grace_s`` seconds (``os._exit(code)`` then), or at once on another
+    Ctrl+C. Console entry only: in-process callers of ``main`` keep their interpreter."""
+    import signal
+    import threading
+
+    def force(*_: object) -> None:
+        sys.stderr.flush()
+        os._exit(code)
+
+    signal.signal(signal.SIGINT, force)
+    timer = threading.Timer(grace_s, force)
+    timer.daemon = True
+    timer.start()
+
+
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        _bound_exit(code, INTERRUPTED_EXIT_GRACE_S)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

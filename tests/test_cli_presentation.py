@@ -103,3 +103,15 @@ def test_summary_not_a_literal_falls_back_to_the_class(tmp_path, monkeypatch):
     assert [registry.summary(n) for n in ("Literal", "Computed", "Inherited")] == [
         "stated here", "COMPUTED", "COMPUTED"]
     assert "plug_summary" in sys.modules  # the fallback imported it
+
+
+def test_an_interrupted_run_leaves_even_when_a_thread_would_hold_the_interpreter():
+    """After Ctrl+C (exit 130) the console entry bounds the interpreter's shutdown: a
+    non-daemon thread (e.g. a library's) that would keep the process alive for 120 s does not."""
+    script = ("import sys, threading, time\n"
+              "from lsmia_bench.cli import _bound_exit\n"
+              "threading.Thread(target=time.sleep, args=(120,)).start()\n"
+              "_bound_exit(130, 1.0)\n"
+              "sys.exit(130)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=90)
+    assert proc.returncode == 130, proc.stderr.decode()[-2000:]

@@ -160,8 +160,11 @@ def test_ctrl_c_stops_the_whole_run(tmp_path, ray_cluster):
     marked interrupted, and the attack stage never starts (Tune alone would end only the
     stage and go on)."""
     results = tmp_path / "res"
-    cmd = [sys.executable, "-m", "lsmia_bench.cli", "run", "--suite", "toy", "--results",
-           str(results), "--address", ray_cluster, "--set", "training.iterations=500000"]
+    # -X faulthandler: if the run outlives the test's patience, SIGABRT prints every thread's
+    # stack, so the failure says where it waited.
+    cmd = [sys.executable, "-X", "faulthandler", "-m", "lsmia_bench.cli", "run", "--suite",
+           "toy", "--results", str(results), "--address", ray_cluster,
+           "--set", "training.iterations=500000"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True, env=os.environ | {"PYTHONUNBUFFERED": "1"})
     try:
@@ -171,7 +174,12 @@ def test_ctrl_c_stops_the_whole_run(tmp_path, ray_cluster):
             time.sleep(0.5)
         time.sleep(3)
         os.kill(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
+        try:
+            _, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGABRT)
+            _, err = proc.communicate(timeout=30)
+            pytest.fail("no exit 120 s after SIGINT; its threads:\n" + err.decode()[-8000:])
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
