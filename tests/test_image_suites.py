@@ -126,3 +126,20 @@ def test_bad_image_settings_exit_2(run_cli, tmp_path, override, field, needle):
     message = " ".join(result.err.split())
     assert result.code == 2, message
     assert field in message and needle in message, message
+
+
+def test_a_grid_over_a_knob_other_than_the_strength_keeps_its_settings_apart():
+    """Two settings that share the strength (here alpha) but differ in another knob get
+    distinct labels, so the report does not merge their seeds into one entry."""
+    from lsmia_bench.benchmark.config import read_suite_file
+    from lsmia_bench.benchmark.pipelines import PIPELINES, validate_raw_suite
+
+    raw, source = read_suite_file("digits", None)
+    raw["defenses"] = [{"name": "none"},
+                       {"name": "label_smoothing", "params": {"alpha": -0.05},
+                        "grid": {"schedule": ["linear", "ppa_code"]}}]
+    config = validate_raw_suite(raw, source)
+    jobs = PIPELINES.get(config.pipeline)().plan(config)
+    labels = {j.labels["defense_label"] for j in jobs if j.stage == "targets"}
+    assert labels == {"none", "label_smoothing(alpha=-0.05, schedule=linear)",
+                      "label_smoothing(alpha=-0.05, schedule=ppa_code)"}

@@ -25,6 +25,7 @@ from lsmia_bench.benchmark.jobs import Job
 from lsmia_bench.benchmark.metrics import METRICS
 from lsmia_bench.benchmark.pipelines.base import Pipeline, Report
 from lsmia_bench.defenses import DEFENSES
+from lsmia_bench.kernel.component import distinct_labels
 from lsmia_bench.kernel.errors import UserError
 from lsmia_bench.kernel.metrics import known_metrics
 
@@ -187,24 +188,24 @@ def plan_targets(config: ImageConfig, data: dict[str, Any] | None = None,
                  task: str = TRAIN_TASK) -> list[Job]:
     """One target per defense setting x seed, all with the same architecture and training."""
     data = data_spec(config) if data is None else data
+    # (the config's name for the defense, the defense) per setting, in the config's order
+    settings = [(spec.name, DEFENSES.get(spec.name)(**params))
+                for spec in config.defenses for params, _ in spec.settings()]
+    labels = distinct_labels([defense for _, defense in settings])
     jobs = []
     for seed in config.seeds:
-        for defense_spec in config.defenses:
-            for params, _ in defense_spec.settings():
-                defense = DEFENSES.get(defense_spec.name)(**params)
-                jobs.append(Job(
-                    stage="targets", task=task,
-                    name=f"target {config.target.name} {defense.label()} seed={seed}",
-                    spec={"data": data, "model": config.target.model_dump(),
-                          "training": config.training.model_dump(),
-                          "defense": {"name": defense_spec.name,
-                                      "params": defense.model_dump()},
-                          "seed": seed, "uncertainty": config.uncertainty.model_dump()},
-                    labels={"role": "target", "defense": defense.name,
-                            "defense_label": defense.label(),
-                            "strength": defense.strength_value(), "seed": seed,
-                            "architecture": config.target.name},
-                ))
+        for (name, defense), label in zip(settings, labels, strict=True):
+            jobs.append(Job(
+                stage="targets", task=task,
+                name=f"target {config.target.name} {label} seed={seed}",
+                spec={"data": data, "model": config.target.model_dump(),
+                      "training": config.training.model_dump(),
+                      "defense": {"name": name, "params": defense.model_dump()},
+                      "seed": seed, "uncertainty": config.uncertainty.model_dump()},
+                labels={"role": "target", "defense": defense.name, "defense_label": label,
+                        "strength": defense.strength_value(), "seed": seed,
+                        "architecture": config.target.name},
+            ))
     return jobs
 
 

@@ -57,6 +57,27 @@ class Component(BaseModel):
         return f"{self.name}({self.strength}={getattr(self, self.strength)})"
 
 
+def distinct_labels(components: list[Component]) -> list[str]:
+    """Each component's :meth:`~Component.label`, extended where two of the same name share
+    one (a grid over a knob other than the strength) by the hyper-parameters on which they
+    differ, e.g. ``trap_mid(beta=0.2, alpha=0.02)``: a report keyed by label must not merge
+    two settings."""
+    labels = [c.label() for c in components]
+    out = []
+    for component, label in zip(components, labels, strict=True):
+        twins = [c for c, other in zip(components, labels, strict=True)
+                 if other == label and c.name == component.name]
+        params = component.model_dump(mode="json")
+        differing = [k for k in params if k != component.strength
+                     and any(t.model_dump(mode="json").get(k) != params[k] for t in twins)]
+        if not differing:
+            out.append(label)
+            continue
+        extra = ", ".join(f"{k}={params[k]}" for k in differing)
+        out.append(f"{label[:-1]}, {extra})" if label.endswith(")") else f"{label}({extra})")
+    return out
+
+
 def build_component(cls: type[Component], params: dict[str, Any], field: str) -> Component:
     """Instantiate ``cls(**params)``; a validation problem becomes a UserError naming the field."""
     try:
