@@ -51,25 +51,32 @@ class ToySGD(Attack):
         for cls in classes:
             point = torch.tensor([self.start], dtype=torch.float32, device=device,
                                  requires_grad=True)
-            optimizer = torch.optim.SGD([point], lr=self.lr)
             label = torch.tensor([cls], device=device)
-            path, grads, confs = [point.detach().cpu().clone()], [], []
+            # Thousands of steps on one 2-D point: the per-step cost is Python and dispatch,
+            # so the path and gradients go into buffers filled in place, only the point's
+            # gradient is computed (not the target's weights'), and the step is SGD's own
+            # update x <- x - lr * grad (torch.optim.SGD without momentum, bit for bit).
+            path = torch.empty(self.max_steps + 1, point.shape[1], device=device)
+            grads = torch.empty(self.max_steps, point.shape[1], device=device)
+            path[0] = point.detach()
+            confs: list[float] = []
+            steps = 0
             for _ in range(self.max_steps):
                 logits = target(point)
-                conf = F.softmax(logits, dim=1)[0, cls].item()
+                with torch.no_grad():
+                    conf = F.softmax(logits, dim=1)[0, cls].item()
                 confs.append(conf)
                 if conf > self.confidence:
                     break
-                loss = F.cross_entropy(logits, label)
-                optimizer.zero_grad()
-                loss.backward()
-                grads.append(point.grad.detach().cpu().clone())
-                optimizer.step()
-                path.append(point.detach().cpu().clone())
+                (grad,) = torch.autograd.grad(F.cross_entropy(logits, label), point)
+                grads[steps] = grad
+                with torch.no_grad():
+                    point.add_(grad, alpha=-self.lr)
+                steps += 1
+                path[steps] = point.detach()
             finals.append(point.detach().cpu())
-            traces.append({"trajectory": torch.cat(path), "confidence": confs,
-                           "gradients": torch.cat(grads) if grads else torch.zeros(0, 2),
-                           "steps": len(grads)})
+            traces.append({"trajectory": path[:steps + 1].cpu(), "confidence": confs,
+                           "gradients": grads[:steps].cpu(), "steps": steps})
         return AttackOutput(
             reconstructions=torch.cat(finals),
             labels=torch.as_tensor(list(classes)),

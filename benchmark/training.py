@@ -136,16 +136,19 @@ def train_classifier(
     if channels_last:
         model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if compile else model  # hooks stay on model's modules
+    modules = list(model.modules())
     with capture_features(model, layers) as features:
         for epoch in range(epochs):
-            model.train()  # on_epoch may have evaluated the model (eval mode) after last epoch
+            # on_epoch may have evaluated the model (eval mode) after the last epoch; train()
+            # itself costs more than a step of a tiny model, so it runs only when needed.
+            if not all(module.training for module in modules):
+                model.train()
             current = epoch_defense(defense, epoch, epochs)
             for series, value in schedule_values(current).items():
                 history.extra.setdefault(series, []).append(value)
             total_loss = torch.zeros((), dtype=torch.float64, device=ctx.device)
             correct = torch.zeros((), dtype=torch.long, device=ctx.device)
-            bad = torch.zeros((), dtype=torch.bool, device=ctx.device)
-            first_bad = torch.zeros((), device=ctx.device)
+            losses: list[torch.Tensor] = []  # read back only when the epoch's sum is not finite
             seen = 0
             for inputs, targets in batches():
                 inputs = inputs.to(ctx.device, memory_format=memory_format, non_blocking=True)
@@ -163,9 +166,7 @@ def train_classifier(
                 if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
                     raise TypeError(f"defense {defense.name!r}: loss() must return a scalar "
                                     f"tensor, got {type(loss).__name__}")
-                finite = torch.isfinite(loss.detach())
-                first_bad = torch.where(bad | finite, first_bad, loss.detach().float())
-                bad |= ~finite
+                losses.append(loss.detach())
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is None:
                     loss.backward()
@@ -177,12 +178,17 @@ def train_classifier(
                 total_loss += loss.detach().double() * len(targets)
                 correct += (logits.argmax(1) == targets).sum()
                 seen += len(targets)
-            if bad.item():  # the epoch's one wait for the device, with the two sums below
-                raise NonFiniteLoss(f"defense {defense.name!r}: loss is {first_bad.item()} at "
+            # The epoch's one wait for the device (with the accuracy sum below). A float64 sum
+            # of float32 losses is finite exactly when every loss is (it cannot overflow).
+            epoch_loss = total_loss.item()
+            if not math.isfinite(epoch_loss):
+                first_bad = next(value for value in (float(loss) for loss in losses)
+                                 if not math.isfinite(value))
+                raise NonFiniteLoss(f"defense {defense.name!r}: loss is {first_bad} at "
                                     f"epoch {epoch}")
             if scheduler is not None:
                 scheduler.step()
-            history.train_loss.append(total_loss.item() / max(seen, 1))
+            history.train_loss.append(epoch_loss / max(seen, 1))
             history.train_accuracy.append(correct.item() / max(seen, 1))
             if on_epoch is not None:
                 on_epoch(epoch, history)

@@ -107,3 +107,14 @@ def test_a_nan_loss_fails_its_epoch_with_the_loss_value():
         train_classifier(model, DEFENSES.get("none")(), batches,
                          torch.optim.SGD(model.parameters(), lr=0.1), 2, CLASSES,
                          TaskContext())
+
+
+def test_an_epoch_after_on_epoch_evaluated_the_model_trains_in_train_mode():
+    modes: list[bool] = []
+    model = _model()
+    model.register_forward_hook(lambda module, _i, _o: modes.append(module.training))
+    train_classifier(model, DEFENSES.get("none")(), _data,
+                     torch.optim.SGD(model.parameters(), lr=0.1), 3, CLASSES, TaskContext(),
+                     on_epoch=lambda epoch, history: model.eval())
+    assert modes == [True] * 3 * len(_data())
+    assert not model.training  # evaluated after training
