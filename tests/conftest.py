@@ -81,3 +81,35 @@ def digits():
     labels = torch.tensor(bunch.target)
     private = labels < 5
     return images[private], labels[private], images[~private]
+
+
+#: One tiny digits run with every attack (white-box, GAN-based and query-only) on one target:
+#: tests/test_image_attacks.py and tests/test_query_attacks_e2e.py each assert their part of
+#: it, as a real suite runs all its attacks on the same targets.
+DIGITS_ALL_ATTACKS = [
+    "--set", "seeds=[0]", "--set", "training.epochs=2",
+    "--set", "defenses=[{name: none}]",
+    "--set", "priors={wgan_gp: {iterations: 10, latent_dim: 8, width: 8}, "
+             "kedmi: {iterations: 5, latent_dim: 8, width: 8, minibatch_features: 4, "
+             "minibatch_kernel: 4}}",
+    "--set", "privacy.student_epochs=1",
+    "--set", "attacks=[{name: ppa, params: {search_space_size: 20, num_candidates: 5, "
+             "samples_per_class: 4, steps: 3, final_iterations: 2}}, "
+             "{name: gmi, params: {iterations: 3, restarts: 1}}, "
+             "{name: kedmi, params: {iterations: 3, samples_per_class: 2}}, "
+             "{name: mi_face, params: {iterations: 3, patience: 3, stop_cost: 0.0}}, "
+             "{name: brep_mi, params: {max_iters_at_radius: 3, initial_batches: 4, "
+             "max_queries: 300}}, {name: rlb_mi, params: {episodes: 10, batch_size: 4, "
+             "hidden: 8}}]",
+]
+
+
+@pytest.fixture(scope="session")
+def digits_all_attacks(ray_cluster, tmp_path_factory) -> Path:
+    """The results folder of one ``run --suite digits`` with ``DIGITS_ALL_ATTACKS``."""
+    from lsmia_bench.cli import main
+
+    results = tmp_path_factory.mktemp("digits-all-attacks")
+    assert main(["run", "--suite", "digits", "--results", str(results),
+                 *DIGITS_ALL_ATTACKS]) == 0
+    return results

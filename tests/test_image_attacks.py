@@ -13,19 +13,9 @@ PRIVACY_METRICS = {"attack_acc1", "delta_eval", "xi", "gradient_stability"}
 #: Not meaningful with a few reconstructions: FID needs more than the 128 feature dimensions
 #: per side, PRDC 200 (docs/metrics.md, "Uncertainty").
 SET_METRICS = ("fid", "precision", "recall", "density", "coverage")
-TINY = [
-    "--set", "seeds=[0]", "--set", "training.epochs=2",
-    "--set", "defenses=[{name: none}]",
-    "--set", "priors={wgan_gp: {iterations: 10, latent_dim: 8, width: 8}, "
-             "kedmi: {iterations: 5, latent_dim: 8, width: 8, minibatch_features: 4, "
-             "minibatch_kernel: 4}}",
-    "--set", "privacy.student_epochs=1",
-    "--set", "attacks=[{name: ppa, params: {search_space_size: 20, num_candidates: 5, "
-             "samples_per_class: 4, steps: 3, final_iterations: 2}}, "
-             "{name: gmi, params: {iterations: 3, restarts: 1}}, "
-             "{name: kedmi, params: {iterations: 3, samples_per_class: 2}}, "
-             "{name: mi_face, params: {iterations: 3, patience: 3, stop_cost: 0.0}}]",
-]
+#: The attacks that see gradients or a GAN prior (the query-only ones share the run:
+#: tests/test_query_attacks_e2e.py).
+WHITE_BOX = {"ppa", "gmi", "kedmi", "mi_face"}
 
 
 def _runs(results: Path) -> tuple[MlflowClient, list]:
@@ -36,10 +26,9 @@ def _runs(results: Path) -> tuple[MlflowClient, list]:
 
 
 @pytest.mark.slow
-def test_digits_attacks_record_every_privacy_metric(run_cli, ray_cluster, tmp_path):
-    result = run_cli("run", "--suite", "digits", "--results", tmp_path, *TINY)
-    assert result.code == 0, result.err[-3000:]
-    client, trials = _runs(tmp_path)
+def test_digits_attacks_record_every_privacy_metric(digits_all_attacks):
+    results = digits_all_attacks
+    client, trials = _runs(results)
     by_stage: dict[str, list] = {}
     for run in trials:
         assert run.info.status == "FINISHED", run.data.tags.get("mlflow.runName")
@@ -50,8 +39,9 @@ def test_digits_attacks_record_every_privacy_metric(run_cli, ray_cluster, tmp_pa
     assert any("samples" in a.path and a.path.endswith(".png")
                for a in client.list_artifacts(priors[0].info.run_id))
 
-    attacks = {r.data.params["label.attack"]: r for r in by_stage["attacks"]}
-    assert set(attacks) == {"ppa", "gmi", "kedmi", "mi_face"}
+    every = {r.data.params["label.attack"]: r for r in by_stage["attacks"]}
+    assert set(every) == WHITE_BOX | {"brep_mi", "rlb_mi"}
+    attacks = {name: every[name] for name in WHITE_BOX}
     for name, run in attacks.items():
         assert set(run.data.metrics) >= PRIVACY_METRICS, (name, sorted(run.data.metrics))
         assert "delta_face" not in run.data.metrics  # digits are no faces: missing, not faked
@@ -75,7 +65,7 @@ def test_digits_attacks_record_every_privacy_metric(run_cli, ray_cluster, tmp_pa
     assert any(a.path.endswith("prior_samples.png") for a in kedmi)
     assert "per target" in attacks["kedmi"].data.tags["info.prior"]
 
-    table = pd.read_csv(next((tmp_path / "reports" / "digits").glob("*/table.csv")))
+    table = pd.read_csv(next((results / "reports" / "digits").glob("*/table.csv")))
     for name in attacks:
         for suffix in ("acc1", "delta_eval", "xi"):
             assert table[f"{name}_{suffix}"].notna().iloc[0], (name, suffix)
