@@ -30,6 +30,7 @@ from lsmia_bench.benchmark.pipelines.base import Pipeline, Report
 from lsmia_bench.benchmark.training import predict, train_classifier
 from lsmia_bench.defenses import DEFENSES
 from lsmia_bench.defenses.base import TrainingSetup
+from lsmia_bench.kernel.component import distinct_labels
 from lsmia_bench.kernel.metrics import Setting, evaluate, known_metrics
 
 
@@ -84,25 +85,26 @@ class ToyPipeline(Pipeline):
                             problem="no such class")
 
     def plan(self, config: ToyConfig) -> list[Job]:
+        # (the config's name for the defense, the defense) per setting, in the config's order
+        settings = [(spec.name, DEFENSES.get(spec.name)(**params))
+                    for spec in config.defenses for params, _ in spec.settings()]
+        labels = distinct_labels([defense for _, defense in settings])
         jobs: list[Job] = []
         for seed in config.seeds:
-            for defense_spec in config.defenses:
-                for params, _ in defense_spec.settings():
-                    defense = DEFENSES.get(defense_spec.name)(**params)
-                    target = Job(
-                        stage="targets",
-                        task="lsmia_bench.benchmark.pipelines.toy:train_target",
-                        name=f"target {defense.label()} seed={seed}",
-                        spec={"data": config.data.model_dump(),
-                              "training": config.training.model_dump(),
-                              "defense": {"name": defense_spec.name,
-                                          "params": defense.model_dump()},
-                              "seed": seed, "uncertainty": config.uncertainty.model_dump()},
-                        labels={"defense": defense.name, "defense_label": defense.label(),
-                                "strength": defense.strength_value(), "seed": seed},
-                    )
-                    jobs.append(target)
-                    jobs.extend(self._attacks(config, target))
+            for (name, defense), label in zip(settings, labels, strict=True):
+                target = Job(
+                    stage="targets",
+                    task="lsmia_bench.benchmark.pipelines.toy:train_target",
+                    name=f"target {label} seed={seed}",
+                    spec={"data": config.data.model_dump(),
+                          "training": config.training.model_dump(),
+                          "defense": {"name": name, "params": defense.model_dump()},
+                          "seed": seed, "uncertainty": config.uncertainty.model_dump()},
+                    labels={"defense": defense.name, "defense_label": label,
+                            "strength": defense.strength_value(), "seed": seed},
+                )
+                jobs.append(target)
+                jobs.extend(self._attacks(config, target))
         return jobs
 
     def _attacks(self, config: ToyConfig, target: Job) -> list[Job]:
