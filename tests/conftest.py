@@ -16,6 +16,10 @@ SHARED_SKLEARN_DATA = Path(
 
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# The `mlflow server` processes the tests start serve tracking only: without this, each also
+# starts MLflow's job runner (about eight huey consumers), which the tracking API never uses and
+# which competes with the trials for the CI machine's two cores.
+os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 
 
 @pytest.fixture(scope="session")
