@@ -32,6 +32,9 @@ pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 120
+#: Short trials: the test is about where trials run and where they are recorded, not about
+#: what they learn (the full toy settings are run by tests/test_leaderboard_records.py).
+SMALL = ["--set", "training.iterations=300", "--set", "attacks.0.params.max_steps=500"]
 
 
 def free_port() -> int:
@@ -68,18 +71,18 @@ class Started:
         return proc
 
     def stop(self) -> None:
-        # The worker node first, then the head, then the MLflow server: `ray start --block`
-        # stops the node's own processes on SIGTERM.
+        # The worker node first, then the head, then the MLflow server, one after the other,
+        # each by a SIGTERM to the started command alone: `ray start --block` then drains its
+        # node through the head's GCS and stops the node's own processes. A SIGTERM to the
+        # whole group would stop the head's GCS too, and the head would wait 30 s for it.
         for proc in reversed(self.procs):
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in reversed(self.procs):
-            try:
+                os.kill(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+            with contextlib.suppress(ProcessLookupError):  # anything of its group still there
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
         for pid in self.leftover_ray_pids():  # a node process that outlived its `ray start`
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -159,7 +162,7 @@ def test_toy_on_two_nodes_with_mlflow_server(cluster_and_server, tmp_path: Path)
     results = tmp_path / "results"
     cmd = [sys.executable, "-m", "lsmia_bench.cli", "run", "--suite", "toy",
            "--results", str(results), "--address", str(cluster_and_server["address"]),
-           "--tracking-uri", str(cluster_and_server["tracking_uri"])]
+           "--tracking-uri", str(cluster_and_server["tracking_uri"]), *SMALL]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                           env=cluster_and_server["env"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
