@@ -27,6 +27,7 @@ from lsmia_bench.benchmark.runner import (
 )
 from lsmia_bench.benchmark.state import Invocation, InvocationStore, ResultsLock, now
 from lsmia_bench.benchmark.tracking import AsyncTracker, Tracker, TrackingResult
+from lsmia_bench.benchmark.up_to_date import code_fingerprint, finished_run
 from lsmia_bench.kernel.errors import UserError
 from lsmia_bench.kernel.records import (
     InvocationRecord,
@@ -47,6 +48,9 @@ class RunOptions:
     max_concurrent: int | None = None
     source: str = ""
     progress: ProgressView | None = None
+    #: Show the last finished run's report again when nothing would run or be recorded
+    #: (benchmark.up_to_date); off: record a new parent run of the cached trials.
+    reuse_finished: bool = False
 
 
 @dataclass
@@ -66,6 +70,9 @@ class RunSummary:
     figures: dict[str, float] = field(default_factory=dict)
     #: How the recording ended: incomplete when the tracking store failed (CLI exit 3).
     tracking: TrackingResult | None = None
+    #: Nothing ran and nothing was recorded: ``invocation`` is the earlier finished run whose
+    #: report this is.
+    shown_again: bool = False
 
 
 def pipeline_for(config: SuiteConfig) -> Pipeline:
@@ -76,10 +83,15 @@ def run_suite(config: SuiteConfig, options: RunOptions) -> RunSummary:
     started = time.perf_counter()
     layout = ResultsLayout(options.results_dir)
     pipeline = pipeline_for(config)
+    tracking_uri = options.tracking_uri or layout.tracking_uri
+    if options.reuse_finished and not options.resume:
+        with ResultsLock(layout.root):  # verifying may set a damaged entry aside
+            again = _show_again(pipeline, config, layout, tracking_uri)
+        if again is not None:
+            return again
     with probes_skipped():  # names and values now; the components' probes only if they run
         pipeline.check(config)
     jobs = pipeline.plan(config)
-    tracking_uri = options.tracking_uri or layout.tracking_uri
     progress = options.progress or ProgressView()
     disk_space(layout, jobs, tracking_uri)  # before any trial: exit 2 when clearly too small
     to_run = {job.stage: getattr(config.resources, job.stage) for job in jobs
@@ -89,6 +101,7 @@ def run_suite(config: SuiteConfig, options: RunOptions) -> RunSummary:
     with ResultsLock(layout.root):
         invocations = InvocationStore(layout.root)
         invocation = _invocation(invocations, config, tracking_uri, options.resume)
+        invocation.code = code_fingerprint()
         # MLflow is written by a background thread, never on the scheduling path: a slow or
         # lost store delays no trial (benchmark/tracking.py, docs/faults.md).
         tracker = AsyncTracker(Tracker(tracking_uri, layout.mlartifacts), invocations,
@@ -118,6 +131,8 @@ def run_suite(config: SuiteConfig, options: RunOptions) -> RunSummary:
             table_csv = report_dir / "table.csv"
             report.table.to_csv(table_csv, index=False)
             tracker.log_report(report.files, table_csv)
+            invocation.report = {"ranking": dict(report.ranking), "missing": dict(report.missing),
+                                 "level": report.level}
             figures = orchestration_figures(outcomes, time.perf_counter() - started,
                                             runner.timing)
             tracker.log_run_metrics(figures)
@@ -164,6 +179,32 @@ def _check_while_ray_starts(pipeline: Pipeline, config: SuiteConfig,
         thread.join()
     if failed:
         raise failed[0]
+
+
+def _show_again(pipeline: Pipeline, config: SuiteConfig, layout: ResultsLayout,
+                tracking_uri: str) -> RunSummary | None:
+    """The last finished run of this configuration as this run's summary, when every trial is
+    verified in the cache and recorded in this tracking store under that run and the code is
+    unchanged (benchmark.up_to_date); None otherwise."""
+    found = finished_run(layout, config.name, config.config_hash(), tracking_uri,
+                         lambda: pipeline.plan(config))
+    if found is None:
+        return None
+    previous, jobs = found
+    store = ArtifactStore(layout.cache)
+    outcomes = {job.key: Outcome(job, "cached", store.load_result(job.key),
+                                 artifact_dir=store.path(job.key)) for job in jobs}
+    report_dir = layout.reports(config.name, previous.id)
+    import pandas as pd
+
+    meta = previous.report or {}
+    report = Report(table=pd.read_csv(report_dir / "table.csv"),
+                    files=sorted(p for p in report_dir.iterdir() if p.name != "table.csv"),
+                    ranking=meta.get("ranking") or {}, missing=meta.get("missing") or {},
+                    level=meta.get("level", 0.95))
+    log.debug("nothing to run: every trial is cached and recorded under run %s", previous.id)
+    return RunSummary(previous, jobs, outcomes, report, report_dir, {"cached": len(jobs)},
+                      tracking=TrackingResult(uri=tracking_uri), shown_again=True)
 
 
 def _invocation(store: InvocationStore, config: SuiteConfig, tracking_uri: str,

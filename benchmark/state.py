@@ -11,7 +11,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from lsmia_bench.kernel.errors import UserError
 from lsmia_bench.kernel.files import write_json_atomic
@@ -63,6 +63,11 @@ class Invocation:
     finished_at: str | None = None
     logged: dict[str, str] = field(default_factory=dict)
     """job key -> MLflow child run id, so a resumed run logs no trial twice."""
+    code: str | None = None
+    """Fingerprint of the source that ran (benchmark.up_to_date.code_fingerprint)."""
+    report: dict[str, Any] | None = None
+    """What the terminal summary needs besides table.csv (ranking, missing, level), once the
+    report exists: a re-run with nothing to do shows it again."""
 
     @classmethod
     def new(cls, suite: str, config_hash: str, tracking_uri: str) -> Invocation:

@@ -135,6 +135,10 @@ def run(
     smoke: Annotated[bool, typer.Option("--smoke", help="Run the suite's smoke version "
                                         "(<suite>-smoke: generated data, tiny models, CPU).")
                      ] = False,
+    new_record: Annotated[bool, typer.Option("--new-record", help="Record a new MLflow run "
+                                             "and report even when this configuration's last "
+                                             "run is complete and nothing would run.")
+                          ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE_HELP)] = False,
 ) -> None:
     """Train targets under each defense, attack them, record everything, print the table."""
@@ -158,11 +162,17 @@ def run(
         summary = run_suite(suite_config, RunOptions(
             results_dir=results_dir, tracking_uri=tracking_uri, address=address, resume=resume,
             max_concurrent=max_concurrent, source=source,
-            progress=ProgressView(console=err_console)))
+            progress=ProgressView(console=err_console), reuse_finished=not new_record))
     _print_table(summary.report, f"{suite_config.name}: results", summary.report_dir)
     elapsed = time.perf_counter() - started
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts.items()))
     console.print(f"Trials: {counts}. Wall time {elapsed:.1f} s.")
+    if summary.shown_again:
+        shown = summary.invocation
+        console.print(f"Nothing to run: every trial is cached and recorded in MLflow under run "
+                      f"{shown.parent_run_id} ({shown.id}); this is its report "
+                      "(--new-record records the trials again).", markup=False,
+                      highlight=False, soft_wrap=True)
     if summary.figures:  # no trial ran (all cached): nothing to be efficient about
         f = summary.figures
         console.print(f"Orchestration efficiency {f['orchestration_efficiency']:.2f} "

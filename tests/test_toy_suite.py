@@ -90,10 +90,24 @@ def test_report_table_and_figure_written(toy_results):
 
 
 def test_identical_rerun_trains_nothing(toy_results, run_cli):
+    """Run again with nothing to do: no trial, no new record, the last run's report shown;
+    with --new-record a second parent run records the six cached trials."""
     before = _finished_at(toy_results)
+    reports = sorted((toy_results / "reports" / "toy").glob("*/table.csv"))
     result = run_cli("run", "--suite", "toy", "--results", toy_results, *SMALL)
     assert result.code == 0, result.err
+    assert "Nothing to run: every trial is cached and recorded" in result.out
+    assert str(reports[-1].parent) in result.out.replace("\n", "")
+    assert "LS -0.05" in result.out  # the summary table, read back from the report
     assert _finished_at(toy_results) == before  # no artifact was written again
+    parents, _ = _runs(toy_results)
+    assert len(parents) == 1
+    assert sorted((toy_results / "reports" / "toy").glob("*/table.csv")) == reports
+
+    result = run_cli("run", "--suite", "toy", "--results", toy_results, *SMALL, "--new-record")
+    assert result.code == 0, result.err
+    assert "Nothing to run" not in result.out
+    assert _finished_at(toy_results) == before
     parents, children = _runs(toy_results)
     assert len(parents) == 2
     latest = max(parents, key=lambda r: r.info.start_time)

@@ -291,6 +291,12 @@ def perf_table(root: Path) -> str:
             rows.append([title, "`python -m perf.end_to_end`",
                          sign + form.format(figure["target"]),
                          f"{form.format(figure['measured'])} ({met})", date])
+        for suite, figures in end["suites"].items():
+            again = figures.get("rerun_new_record")
+            if again:  # context: the same re-run when told to record the cached trials again
+                rows.append([f"fully cached `{suite}` re-run with `--new-record` (a new MLflow "
+                             "parent run of the cached trials)", "`python -m perf.end_to_end`",
+                             "-", f"{again['wall_s']:.1f} s", date])
     if not rows:
         return _missing("perf/results/*.json", "Run the scripts in `perf/`.")
     machine = (harness or ray or end)["machine"]
