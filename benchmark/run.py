@@ -84,7 +84,7 @@ def run_suite(config: SuiteConfig, options: RunOptions) -> RunSummary:
     layout = ResultsLayout(options.results_dir)
     pipeline = pipeline_for(config)
     tracking_uri = options.tracking_uri or layout.tracking_uri
-    if options.reuse_finished and not options.resume:
+    if options.reuse_finished and not options.resume and layout.invocations.is_dir():
         with ResultsLock(layout.root):  # verifying may set a damaged entry aside
             again = _show_again(pipeline, config, layout, tracking_uri)
         if again is not None:
