@@ -28,6 +28,7 @@ import logging
 import os
 import queue
 import secrets
+import shutil
 import sqlite3
 import threading
 import time
@@ -513,11 +514,77 @@ def prepare_sqlite_store(uri: str, artifact_root: Path | None = None) -> None:
     _create_sqlite_store(path, option)
 
 
-def _schema_facts() -> tuple[set[str], str]:
-    import mlflow.store.db.utils as db_utils
-    from mlflow.store.db.base_sql_model import Base
+def store_cache_dir() -> Path:
+    """Where facts about this MLflow version are kept between runs: ``$LSMIA_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/lsmia-bench``, else ``~/.cache/lsmia-bench``."""
+    chosen = os.environ.get("LSMIA_CACHE_DIR")
+    if chosen:
+        return Path(chosen).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "lsmia-bench"
 
-    return set(Base.metadata.tables), db_utils._get_latest_schema_revision()
+
+def _cached(name: str, make: Callable[[Path], None]) -> Path | None:
+    """``store_cache_dir()/name``, made once by ``make(tmp)`` and renamed into place (so a
+    reader never sees half of it); None when the folder cannot be written."""
+    target = store_cache_dir() / name
+    if target.is_file() and target.stat().st_size > 0:
+        return target
+    tmp = target.with_name(f".{name}.{os.getpid()}-{secrets.token_hex(3)}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        make(tmp)
+        os.replace(tmp, target)
+    except Exception:  # noqa: BLE001 - a cache only: the caller does the work itself
+        log.debug("cannot write %s", target, exc_info=True)
+        return None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+    return target
+
+
+def _schema_facts() -> tuple[set[str], str]:
+    """The tables and the schema revision this MLflow expects. Finding the revision loads
+    every one of MLflow's migration scripts (seconds), so it is kept per MLflow version."""
+    import mlflow
+
+    def make(tmp: Path) -> None:
+        import mlflow.store.db.utils as db_utils
+        from mlflow.store.db.base_sql_model import Base
+
+        tmp.write_text(json.dumps({"tables": sorted(Base.metadata.tables),
+                                   "head": db_utils._get_latest_schema_revision()}))
+
+    found = _cached(f"mlflow-{mlflow.__version__}-schema.json", make)
+    if found is None:
+        import mlflow.store.db.utils as db_utils
+        from mlflow.store.db.base_sql_model import Base
+
+        return set(Base.metadata.tables), db_utils._get_latest_schema_revision()
+    facts = json.loads(found.read_text())
+    return set(facts["tables"]), facts["head"]
+
+
+def _build_store(path: Path) -> None:
+    """An empty MLflow store at ``path``, built and checked by MLflow itself."""
+    import mlflow.store.db.utils as db_utils
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{path}")
+    try:
+        db_utils._initialize_tables(engine)
+        db_utils._verify_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def _empty_store_template() -> Path | None:
+    """An empty store of this MLflow version, built once per machine: a new store is a copy of
+    it instead of MLflow's hundred-odd schema migrations (seconds for every new store)."""
+    import mlflow
+
+    return _cached(f"mlflow-{mlflow.__version__}-empty.db", _build_store)
 
 
 def _check_sqlite_schema(path: Path, uri: str, option: str) -> None:
@@ -554,20 +621,16 @@ def _check_sqlite_schema(path: Path, uri: str, option: str) -> None:
 
 
 def _create_sqlite_store(path: Path, option: str) -> None:
-    import mlflow.store.db.utils as db_utils
-    import sqlalchemy
-
     from lsmia_bench.benchmark.preflight import disk_full_error, is_disk_full
 
+    template = _empty_store_template()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.creating-{os.getpid()}-{secrets.token_hex(3)}")
     try:
-        engine = sqlalchemy.create_engine(f"sqlite:///{tmp}")
-        try:
-            db_utils._initialize_tables(engine)
-            db_utils._verify_schema(engine)
-        finally:
-            engine.dispose()
+        if template is not None:
+            shutil.copyfile(template, tmp)
+        else:
+            _build_store(tmp)
         if path.is_file() and path.stat().st_size == 0:
             os.replace(tmp, path)  # an empty file (e.g. touched): nothing in it to lose
         else:
