@@ -170,6 +170,10 @@ def _check_while_ray_starts(pipeline: Pipeline, config: SuiteConfig,
             pipeline.check(config)
         except BaseException as exc:  # raised in the driver's thread below
             failed.append(exc)
+            return
+        # MLflow's import (seconds, no side effect) while Ray still starts: the tracker needs
+        # it next.
+        import mlflow.tracking  # noqa: F401
 
     thread = threading.Thread(target=probe, name="lsmia-probes", daemon=True)
     thread.start()
