@@ -2,10 +2,11 @@
 
 A broken plug-in should fail before any trial starts, with one message that names it and the
 problem (exit status 2), not minutes later inside a Ray worker. :func:`check_defense` runs a
-defense once on a tiny probe classifier and batch: wrap the model, capture the requested
-features, compute the loss, back-propagate. :func:`check_attack` runs an attack once, with its
-``probe_params`` budget, on a tiny probe target (and a tiny generator prior if it needs one)
-and checks the :class:`AttackOutput` it returns. Both are used by ``build_components`` (every
+defense once on a tiny probe classifier and batch: wrap the model, prepare the training set-up,
+capture the requested features, compute the loss, back-propagate, step the optimiser, end the
+training. :func:`check_attack` runs an attack once, with its ``probe_params`` budget, on a
+tiny probe target (and a tiny generator prior if it needs one) and checks the
+:class:`AttackOutput` it returns. Both are used by ``build_components`` (every
 ``run``); ``lsmia-bench submit`` runs the defense check.
 """
 
@@ -13,9 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import difflib
 import math
-from collections.abc import Callable, Iterator
+import numbers
+import random
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -28,6 +33,12 @@ DEFENSE_METHODS = ("wrap_model", "feature_layers", "loss", "at_epoch")
 
 #: Epochs of the schedule probe: ``at_epoch`` is called for each of them.
 PROBE_EPOCHS = 4
+
+#: ``TrainingSetup.epochs`` of the probe set-up (TL-DMI pre-trains for as many epochs).
+PROBE_SETUP_EPOCHS = 2
+
+#: Probe images given as ``TrainingSetup.public``: a few, so that pre-training stays cheap.
+PROBE_PUBLIC_IMAGES = 4
 
 
 class ProbeClassifier(nn.Module):
@@ -124,6 +135,7 @@ def check_defense(
     model: nn.Module | None = None,
     batch: tuple[torch.Tensor, torch.Tensor] | None = None,
     num_classes: int = 4,
+    hooks: bool | None = None,
 ) -> None:
     """Raise a UserError naming ``name`` unless ``defense`` keeps the defense interface.
 
@@ -134,15 +146,74 @@ def check_defense(
     submodules; ``loss`` returns a finite scalar tensor that depends on the model's parameters
     and back-propagates. A suite may pass its own ``model`` and ``batch`` (with
     ``num_classes``); by default a :class:`ProbeClassifier` and :func:`probe_batch` are used.
-    The global random state is left untouched.
+
+    With ``hooks`` (default: when ``model`` is the suite's own, not a :class:`ProbeClassifier`)
+    the set-up hooks run around that step as a training runs them (:func:`probe_setup`):
+    ``prepare_training`` must return a :class:`TrainingSetup` whose model is a module,
+    optimiser a torch optimiser and batches a callable giving (inputs, targets); the step uses
+    the returned model, the first of its batches, its ``state`` as ``LossInputs.state`` and its
+    optimiser's ``step``; ``end_training`` must return a mapping of names to finite numbers,
+    and the wrapped model must still give logits after it. They are not run on the generic
+    probe by default: a set-up may depend on the architecture (TL-DMI's freeze point is known
+    per architecture), which only the suite's own model shows.
+
+    The probe runs on a deep copy of ``defense`` (where one can be made), so the object the
+    caller keeps is not changed by it; the global random state (torch's CPU generator,
+    ``random``'s and NumPy's) is left untouched.
     """
     _check_methods(type(defense), field, name)
-    with torch.random.fork_rng(devices=[]):
+    if hooks is None:
+        hooks = model is not None and not isinstance(model, ProbeClassifier)
+    with _random_state_kept():
         torch.manual_seed(0)
         if model is None:
             model, num_classes = ProbeClassifier(), 4
         inputs, targets = batch if batch is not None else probe_batch(num_classes)
-        _run_once(defense, model, inputs, targets, num_classes, field, name)
+        _run_once(_probe_copy(defense), model, inputs, targets, num_classes, field, name, hooks)
+
+
+@contextlib.contextmanager
+def _random_state_kept() -> Iterator[None]:
+    """Torch's CPU generator, ``random``'s and NumPy's global state restored on exit (a
+    plug-in's hooks may draw from any of them)."""
+    import numpy as np
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
+def _probe_copy(defense: Any) -> Any:
+    """A deep copy of ``defense`` for the probe, so that a plug-in keeping something on itself
+    (against the frozen-model contract) is not changed by the probe; the object itself where
+    it cannot be copied."""
+    try:
+        return copy.deepcopy(defense)
+    except Exception:  # an uncopyable attribute is the plug-in's business, not a broken one
+        return defense
+
+
+def probe_setup(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+                num_classes: int) -> Any:
+    """The :class:`TrainingSetup` a defense's ``prepare_training`` gets in the check: ``model``
+    trained by SGD on one batch (``inputs``, ``targets``) per epoch, per-example access to
+    that batch, its first :data:`PROBE_PUBLIC_IMAGES` examples as the public split and the
+    batch as the test split, on the CPU with seed 0."""
+    from lsmia_bench.defenses.base import PublicData, TrainingSetup
+
+    count = min(PROBE_PUBLIC_IMAGES, len(targets))
+    return TrainingSetup(
+        model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.01),
+        batches=lambda: [(inputs, targets)], epochs=PROBE_SETUP_EPOCHS,
+        batch_size=len(targets), train_size=len(targets), num_classes=num_classes,
+        device=torch.device("cpu"), seed=0,
+        examples=lambda index: (inputs[index], targets[index]),
+        public=PublicData(inputs[:count].clone(), targets[:count].clone(), num_classes),
+        test=(inputs, targets))
 
 
 def _fail(field: str, name: str, problem: str, fix: str) -> UserError:
@@ -164,7 +235,9 @@ def _check_methods(cls: type, field: str, name: str) -> None:
 
 
 def _run_once(defense: Any, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
-              num_classes: int, field: str, name: str) -> None:
+              num_classes: int, field: str, name: str, hooks: bool = False) -> None:
+    """One training step as :func:`benchmark.training.train_classifier` takes it, between the
+    set-up hooks when ``hooks``: the names of each step below are the ones an error gives."""
     from lsmia_bench.benchmark.training import capture_features
     from lsmia_bench.defenses.base import LossInputs
 
@@ -175,30 +248,45 @@ def _run_once(defense: Any, model: nn.Module, inputs: torch.Tensor, targets: tor
             raise _fail(field, name, f"wrap_model() returned {type(wrapped).__name__}",
                         "Return a torch.nn.Module (the model itself if nothing changes).")
         step = "feature_layers()"
-        layers = defense.feature_layers(wrapped)
-        if not isinstance(layers, list | tuple) or not all(isinstance(n, str) for n in layers):
-            raise _fail(field, name, f"feature_layers() returned {layers!r}",
-                        "Return a list of submodule names (model.named_modules()).")
-        known = dict(wrapped.named_modules())
-        missing = [n for n in layers if n not in known]
-        if missing:
-            raise _fail(field, name, f"feature_layers() names unknown submodules {missing}",
-                        f"Use names from model.named_modules(), e.g. {list(known)[1:6]}.")
-        wrapped.train()
-        with capture_features(wrapped, list(layers)) as features:
+        layers = _check_layers(defense, wrapped, field, name)
+        trained, state, optimizer, setup = wrapped, {}, None, None
+        if hooks:
+            step = "prepare_training()"
+            setup = defense.prepare_training(probe_setup(wrapped, inputs, targets, num_classes))
+            _check_setup(setup, field, name)
+            trained, state, optimizer = setup.model, setup.state, setup.optimizer
+            if trained is not wrapped:  # the loop captures features of the model it trains
+                step = "feature_layers()"
+                layers = _check_layers(defense, trained, field, name)
+            step = "setup.batches()"
+            inputs, targets = _first_batch(setup, field, name)
+        trained.train()
+        with capture_features(trained, list(layers)) as features:
             step = "the wrapped model's forward()"
-            logits = wrapped(inputs)
+            logits = trained(inputs)
             _check_logits(logits, len(targets), num_classes, field, name, "train")
             step = "at_epoch()"
             current = _check_schedule(defense, field, name)
             step = "loss()"
             loss = current.loss(LossInputs(
                 logits=logits, targets=targets, inputs=inputs, num_classes=num_classes,
-                progress=0.0, model=wrapped, features=dict(features)))
+                progress=0.0, model=trained, features=dict(features), state=state))
         _check_loss(loss, field, name)
         step = "loss.backward()"
-        loss.backward()
-        wrapped.eval()
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+        with warnings.catch_warnings():
+            # Opacus's per-example hooks (DP-SGD) warn on every model whose inputs need no
+            # gradient, as in every training; said here, it would seem to be the check's.
+            warnings.filterwarnings("ignore", message="Full backward hook is firing",
+                                    category=UserWarning)
+            loss.backward()
+        if setup is not None:
+            step = "the optimiser's step() (the one prepare_training() returned)"
+            optimizer.step()
+            step = "end_training()"
+            _check_metrics(defense.end_training(setup), field, name)
+        wrapped.eval()  # the model the pipeline evaluates and records
         step = "the wrapped model's forward() in eval mode"
         with torch.no_grad():
             _check_logits(wrapped(inputs), len(targets), num_classes, field, name, "eval")
@@ -207,6 +295,67 @@ def _run_once(defense: Any, model: nn.Module, inputs: torch.Tensor, targets: tor
     except Exception as exc:  # a plug-in may fail in any way
         raise _fail(field, name, f"{step} raised {type(exc).__name__}: {exc}",
                     "Fix the plug-in; it was run once on a tiny probe model and batch.") from None
+
+
+def _check_layers(defense: Any, model: nn.Module, field: str, name: str) -> list[str]:
+    layers = defense.feature_layers(model)
+    if not isinstance(layers, list | tuple) or not all(isinstance(n, str) for n in layers):
+        raise _fail(field, name, f"feature_layers() returned {layers!r}",
+                    "Return a list of submodule names (model.named_modules()).")
+    known = dict(model.named_modules())
+    missing = [n for n in layers if n not in known]
+    if missing:
+        raise _fail(field, name, f"feature_layers() names unknown submodules {missing}",
+                    f"Use names from model.named_modules(), e.g. {list(known)[1:6]}.")
+    return list(layers)
+
+
+def _check_setup(setup: Any, field: str, name: str) -> None:
+    from lsmia_bench.defenses.base import TrainingSetup
+
+    fix = ("Return the set-up it got, or a copy: dataclasses.replace(setup, model=..., "
+           "optimizer=..., batches=...).")
+    if not isinstance(setup, TrainingSetup):
+        raise _fail(field, name, f"prepare_training() returned {type(setup).__name__}, not a "
+                    "TrainingSetup", fix)
+    for what, kind, shown in (("model", nn.Module, "torch.nn.Module"),
+                              ("optimizer", torch.optim.Optimizer, "torch.optim.Optimizer"),
+                              ("state", dict, "dict")):
+        value = getattr(setup, what)
+        if not isinstance(value, kind):
+            raise _fail(field, name, f"prepare_training() returned a set-up whose {what} is a "
+                        f"{type(value).__name__}, not a {shown}", fix)
+    if not callable(setup.batches):
+        raise _fail(field, name, "prepare_training() returned a set-up whose batches is a "
+                    f"{type(setup.batches).__name__}, not a callable",
+                    "Set batches to a function that returns one epoch's (inputs, targets).")
+
+
+def _first_batch(setup: Any, field: str, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first (inputs, targets) of one epoch of ``setup.batches()``."""
+    first = next(iter(setup.batches()), None)
+    if not (isinstance(first, tuple | list) and len(first) == 2
+            and all(isinstance(t, torch.Tensor) for t in first) and len(first[1]) > 0):
+        what = "no batch" if first is None else f"{type(first).__name__} {first!r:.60}"
+        raise _fail(field, name, f"setup.batches() of the set-up prepare_training() returned "
+                    f"gave {what}, not a pair of tensors (inputs, targets)",
+                    "Yield (inputs, targets) tensor pairs from batches().")
+    return first[0], first[1]
+
+
+def _check_metrics(metrics: Any, field: str, name: str) -> None:
+    if not isinstance(metrics, Mapping):
+        raise _fail(field, name, f"end_training() returned {type(metrics).__name__}, not a "
+                    "dict", "Return a dict of metric names to numbers ({} for none).")
+    for key, value in metrics.items():
+        if not isinstance(key, str):
+            raise _fail(field, name, f"end_training() returned the key {key!r}, not a name",
+                        "Name each metric with a str.")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+                not math.isfinite(value):
+            raise _fail(field, name, f"end_training() returned {key!r}: {value!r}, not a "
+                        "finite number", "Return finite floats (or ints), e.g. float(x) of a "
+                        "0-dim tensor; guard divisions and logs.")
 
 
 def _check_schedule(defense: Any, field: str, name: str) -> Any:

@@ -3,14 +3,18 @@ plug-in stops the run before any trial with exit status 2 and one line naming it
 
 from __future__ import annotations
 
+import dataclasses
+import random
 import re
 import textwrap
 from pathlib import Path
 
 import pytest
+import torch
+import torch.nn.functional as F
 
 from lsmia_bench.benchmark.config import ComponentSpec, build_components
-from lsmia_bench.defenses import DEFENSES
+from lsmia_bench.defenses import DEFENSES, Defense
 from lsmia_bench.kernel.errors import UserError
 
 README = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
@@ -58,6 +62,16 @@ BROKEN = {
     "schedule_names_no_number": ("class Plugin(Defense):\n    schedule_series: ClassVar["
                                  "dict[str, str]] = {'w': 'weight'}\n", "Plugin",
                                  ["schedule_series['w'] names 'weight', which is None"]),
+    "prepare_training_raises": ("class Plugin(Defense):\n    def prepare_training(self, setup):"
+                                "\n        raise RuntimeError('no accountant here')\n", "Plugin",
+                                ["prepare_training() raised RuntimeError", "no accountant here"]),
+    "prepare_training_returns_none": ("class Plugin(Defense):\n    def prepare_training(self, "
+                                      "setup):\n        setup.state['seen'] = True\n", "Plugin",
+                                      ["prepare_training() returned NoneType, not a TrainingSetup",
+                                       "dataclasses.replace(setup"]),
+    "end_training_nan": ("class Plugin(Defense):\n    def end_training(self, setup):\n"
+                         "        return {'x': float('nan')}\n", "Plugin",
+                         ["end_training() returned 'x': nan, not a finite number"]),
 }
 
 
@@ -141,3 +155,131 @@ def test_builtin_defenses_pass_the_plugin_checks():
     for name in DEFENSES.names():
         for params in ({}, {"measure": "coco"} if name == "bido" else {}):
             check_defense(DEFENSES.get(name)(**params), "defenses[0].name", name)
+
+
+# --- the training set-up hooks (prepare_training / end_training) ------------------------------
+
+class _SetupRaises(Defense):
+    def prepare_training(self, setup):
+        raise RuntimeError("needs a public split")
+
+
+class _SetupReturnsNone(Defense):
+    def prepare_training(self, setup):
+        setup.state["seen"] = True
+
+
+class _SetupWithoutModel(Defense):
+    def prepare_training(self, setup):
+        return dataclasses.replace(setup, model=None)
+
+
+class _NoBatches(Defense):
+    def prepare_training(self, setup):
+        return dataclasses.replace(setup, batches=lambda: iter(()))
+
+
+class _EndNaN(Defense):
+    def end_training(self, setup):
+        return {"x": float("nan")}
+
+
+class _EndList(Defense):
+    def end_training(self, setup):
+        return [0.5]
+
+
+class _EndTensor(Defense):
+    def end_training(self, setup):
+        return {"share": torch.tensor(0.5)}
+
+
+BROKEN_HOOKS = {
+    "prepare_raises": (_SetupRaises, "prepare_training() raised RuntimeError: needs a public "
+                       "split"),
+    "prepare_returns_none": (_SetupReturnsNone, "prepare_training() returned NoneType, not a "
+                             "TrainingSetup"),
+    "prepare_drops_model": (_SetupWithoutModel, "set-up whose model is a NoneType, not a "
+                            "torch.nn.Module"),
+    "no_batches": (_NoBatches, "setup.batches() of the set-up prepare_training() returned gave "
+                   "no batch"),
+    "end_nan": (_EndNaN, "end_training() returned 'x': nan, not a finite number"),
+    "end_list": (_EndList, "end_training() returned list, not a dict"),
+    "end_tensor": (_EndTensor, "end_training() returned 'share': tensor(0.5000), not a finite "
+                   "number"),
+}
+
+
+def _check_with_hooks(defense, hooks: bool = True) -> None:
+    """The check with the set-up hooks on the generic probe (a suite's probe turns them on)."""
+    from lsmia_bench.benchmark.plugin_check import ProbeClassifier, check_defense, probe_batch
+
+    check_defense(defense, "defenses[1].name", "my_plugin.py:Plugin", ProbeClassifier(),
+                  probe_batch(), 4, hooks=hooks)
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_HOOKS))
+def test_broken_setup_hook_is_refused_naming_the_defense_and_the_hook(case):
+    cls, needle = BROKEN_HOOKS[case]
+    with pytest.raises(UserError) as caught:
+        _check_with_hooks(cls())
+    message = str(caught.value)
+    assert "defenses[1].name" in message and "my_plugin.py:Plugin" in message
+    assert needle in message, message
+
+
+class _Counted(Defense):
+    """A correct set-up plug-in: an object kept in ``setup.state`` and used by the loss, and
+    metrics from it after training. It also draws from every global generator and (against
+    the frozen-model contract) counts its set-ups on itself."""
+
+    def prepare_training(self, setup):
+        import numpy as np
+
+        random.random(), np.random.rand(), torch.rand(1)
+        object.__setattr__(self, "setups", getattr(self, "setups", 0) + 1)
+        setup.state["scale"] = torch.tensor(2.0)
+        setup.state["losses"] = 0
+        return dataclasses.replace(setup, batches=lambda: [next(iter(setup.batches()))])
+
+    def loss(self, batch):
+        batch.state["losses"] += 1
+        return batch.state["scale"] * F.cross_entropy(batch.logits, batch.targets)
+
+    def end_training(self, setup):
+        return {"losses": setup.state["losses"], "scale": float(setup.state["scale"])}
+
+
+def test_correct_setup_plugin_passes_and_leaves_its_object_and_the_generators_alone():
+    import numpy as np
+
+    from lsmia_bench.benchmark.plugin_check import ProbeClassifier, check_defense, probe_batch
+
+    defense, model, batch = _Counted(), ProbeClassifier(), probe_batch()
+    before = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())
+    check_defense(defense, "defenses[1].name", "my_plugin.py:Plugin", model, batch, 4,
+                  hooks=True)
+    assert torch.equal(before[0], torch.get_rng_state())
+    assert before[1] == random.getstate()
+    assert (before[2] == np.random.get_state()[1]).all()
+    assert not hasattr(defense, "setups")  # the probe ran on a copy
+    # The same plug-in without its state in LossInputs would fail: the check passes it on.
+    with pytest.raises(UserError, match=r"loss\(\) raised KeyError: 'losses'"):
+        _check_with_hooks(_Counted(), hooks=False)
+
+
+def test_builtin_defenses_pass_the_setup_hooks_on_an_image_architecture():
+    """DP-SGD (Opacus wrappers, epsilon), TL-DMI (public pre-training, freezing) and Trap-MID
+    (state, trapdoor success on the test split) run their hooks on a small CNN."""
+    from lsmia_bench.benchmark.models import build_classifier
+    from lsmia_bench.benchmark.plugin_check import check_defense
+
+    generator = torch.Generator().manual_seed(0)
+    inputs, targets = torch.rand(8, 1, 8, 8, generator=generator), torch.arange(8) % 4
+    for name in DEFENSES.names():
+        model = build_classifier("cnn", {}, in_channels=1, image_size=8, num_classes=4)
+        check_defense(DEFENSES.get(name)(), "defenses[0].name", name, model, (inputs, targets),
+                      4)
+        # end_training ran: DP-SGD removed the 16 hooks Opacus put on this CNN's modules.
+        hooks = sum(len(m._forward_hooks) + len(m._backward_hooks) for m in model.modules())
+        assert hooks == 0, name
