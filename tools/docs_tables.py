@@ -536,28 +536,21 @@ def _committed(root: Path, path: str) -> str:
     return done.stdout.strip() or "date unknown"
 
 
+#: Table kinds that take a suite and a list (``<!-- table:KIND SUITE ARG ... -->``).
+SUITE_KINDS = {"suite": suite_table, "paired": paired_table, "study": study_table,
+               "widths": widths_table}
+#: Table kinds made from recorded files alone (``<!-- table:KIND -->``).
+FILE_KINDS = {"budgets": budgets_table, "perf": perf_table, "faces-gpu": faces_gpu_table,
+              "toy-reference": toy_reference_table, "faces-input": faces_input_table,
+              "faces-targets": faces_targets_table}
+
+
 def render(spec: str, root: Path) -> str:
     kind, *args = spec.split()
-    if kind == "suite" and args:
-        return suite_table(root, args[0], args[1:])
-    if kind == "paired" and args:
-        return paired_table(root, args[0], args[1:])
-    if kind == "study" and args:
-        return study_table(root, args[0], args[1:])
-    if kind == "widths" and args:
-        return widths_table(root, args[0], args[1:])
-    if kind == "budgets":
-        return budgets_table(root)
-    if kind == "perf":
-        return perf_table(root)
-    if kind == "faces-gpu":
-        return faces_gpu_table(root)
-    if kind == "toy-reference":
-        return toy_reference_table(root)
-    if kind == "faces-input":
-        return faces_input_table(root)
-    if kind == "faces-targets":
-        return faces_targets_table(root)
+    if kind in SUITE_KINDS and args:
+        return SUITE_KINDS[kind](root, args[0], args[1:])
+    if kind in FILE_KINDS:
+        return FILE_KINDS[kind](root)
     raise SystemExit(f"unknown table kind {kind!r} in <!-- table:{spec} -->")
 
 
