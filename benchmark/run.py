@@ -190,6 +190,8 @@ def _show_again(pipeline: Pipeline, config: SuiteConfig, layout: ResultsLayout,
     """The last finished run of this configuration as this run's summary, when every trial is
     verified in the cache and recorded in this tracking store under that run and the code is
     unchanged (benchmark.up_to_date); None otherwise."""
+    import pandas as pd
+
     found = finished_run(layout, config.name, config.config_hash(), tracking_uri,
                          lambda: pipeline.plan(config))
     if found is None:
@@ -199,8 +201,6 @@ def _show_again(pipeline: Pipeline, config: SuiteConfig, layout: ResultsLayout,
     outcomes = {job.key: Outcome(job, "cached", store.load_result(job.key),
                                  artifact_dir=store.path(job.key)) for job in jobs}
     report_dir = layout.reports(config.name, previous.id)
-    import pandas as pd
-
     meta = previous.report or {}
     report = Report(table=pd.read_csv(report_dir / "table.csv"),
                     files=sorted(p for p in report_dir.iterdir() if p.name != "table.csv"),
