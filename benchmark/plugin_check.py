@@ -200,14 +200,16 @@ def _probe_copy(defense: Any) -> Any:
 def probe_setup(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
                 num_classes: int) -> Any:
     """The :class:`TrainingSetup` a defense's ``prepare_training`` gets in the check: ``model``
-    trained by SGD on one batch (``inputs``, ``targets``) per epoch, per-example access to
+    trained by SGD (:class:`MomentumSGD`, which spares the driver torch._dynamo's
+    import) on one batch (``inputs``, ``targets``) per epoch, per-example access to
     that batch, its first :data:`PROBE_PUBLIC_IMAGES` examples as the public split and the
     batch as the test split, on the CPU with seed 0."""
+    from lsmia_bench.benchmark.optimizers import MomentumSGD
     from lsmia_bench.defenses.base import PublicData, TrainingSetup
 
     count = min(PROBE_PUBLIC_IMAGES, len(targets))
     return TrainingSetup(
-        model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.01),
+        model=model, optimizer=MomentumSGD(model.parameters(), lr=0.01),
         batches=lambda: [(inputs, targets)], epochs=PROBE_SETUP_EPOCHS,
         batch_size=len(targets), train_size=len(targets), num_classes=num_classes,
         device=torch.device("cpu"), seed=0,
