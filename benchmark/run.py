@@ -123,6 +123,8 @@ def run_suite(config: SuiteConfig, options: RunOptions) -> RunSummary:
         try:
             # One pass over every job: each starts when its own inputs exist.
             progress.start(jobs)
+            if to_run:
+                _import_matplotlib_in_background()
             outcomes = runner.run_all(jobs, {s: getattr(config.resources, s) for s in STAGES})
             progress.stop()
             report_dir = layout.reports(config.name, invocation.id)
@@ -171,9 +173,10 @@ def _check_while_ray_starts(pipeline: Pipeline, config: SuiteConfig,
         except BaseException as exc:  # raised in the driver's thread below
             failed.append(exc)
             return
-        # MLflow's import (seconds, no side effect) while Ray still starts: the tracker needs
-        # it next.
+        # MLflow's import and its SQL store's (seconds, no side effect) while Ray still
+        # starts: the tracker needs them next.
         import mlflow.tracking  # noqa: F401
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
 
     thread = threading.Thread(target=probe, name="lsmia-probes", daemon=True)
     thread.start()
@@ -183,6 +186,22 @@ def _check_while_ray_starts(pipeline: Pipeline, config: SuiteConfig,
         thread.join()
     if failed:
         raise failed[0]
+
+
+def _import_matplotlib_in_background() -> None:
+    """Import matplotlib in a daemon thread: the driver mostly waits while trials run, and the
+    report draws its figures with matplotlib after them (its import: about a second)."""
+
+    def load() -> None:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")  # the report writes files, never windows
+            import matplotlib.pyplot  # noqa: F401
+        except Exception:  # noqa: S110 - the report imports it again and says what failed
+            pass
+
+    threading.Thread(target=load, name="lsmia-imports", daemon=True).start()
 
 
 def _show_again(pipeline: Pipeline, config: SuiteConfig, layout: ResultsLayout,
