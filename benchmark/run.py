@@ -175,8 +175,8 @@ def _check_while_ray_starts(pipeline: Pipeline, config: SuiteConfig,
             return
         # MLflow's import and its SQL store's (seconds, no side effect) while Ray still
         # starts: the tracker needs them next.
-        import mlflow.tracking  # noqa: F401
         import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+        import mlflow.tracking  # noqa: F401
 
     thread = threading.Thread(target=probe, name="lsmia-probes", daemon=True)
     thread.start()
