@@ -173,10 +173,11 @@ def _check_while_ray_starts(pipeline: Pipeline, config: SuiteConfig,
         except BaseException as exc:  # raised in the driver's thread below
             failed.append(exc)
             return
-        # MLflow's import and its SQL store's (seconds, no side effect) while Ray still
-        # starts: the tracker needs them next.
+        # MLflow's, its SQL store's and Ray Tune's imports (seconds, no side effect) while
+        # Ray still starts: the tracker and the runner need them next.
         import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
         import mlflow.tracking  # noqa: F401
+        import ray.tune  # noqa: F401
 
     thread = threading.Thread(target=probe, name="lsmia-probes", daemon=True)
     thread.start()

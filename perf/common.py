@@ -73,3 +73,20 @@ def tree_rss_bytes(root: int) -> int:
             total += int((Path("/proc") / str(pid) / "statm").read_text().split()[1]) * page
         todo.extend(tree.get(pid, []))
     return total
+
+
+def tree_cpu_seconds(root: int, seen: dict[int, float]) -> float:
+    """CPU seconds (user + system) used so far by ``root`` and its descendants (Linux /proc).
+
+    ``seen`` keeps each process's last reading across calls, so a process that has exited (or
+    left the tree, like Ray's processes once the driver is gone) still counts with what it had
+    used at the last call; call it often. Returns the sum over ``seen``."""
+    tree, todo = _children(), [root]
+    tick = os.sysconf("SC_CLK_TCK")
+    while todo:
+        pid = todo.pop()
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+            seen[pid] = (int(fields[11]) + int(fields[12])) / tick
+        todo.extend(tree.get(pid, []))
+    return sum(seen.values())

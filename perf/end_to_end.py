@@ -5,7 +5,10 @@ Orchestration efficiency = (sum of the trials' own work seconds) / (wall seconds
 slots), as the run records it on its MLflow parent run (wall = the run itself, from planning
 to the written report); ``efficiency_process`` divides by the process wall time instead. The
 first trial's start-up is the time from handing it to Ray Tune until a worker began it (worker
-process start and the imports of torch and the project).
+process start and the imports of torch and the project). ``cpu_s`` is the CPU time of every
+process of the run (driver, Ray's own processes, the trial workers), sampled from /proc every
+0.25 s; ``cpu_floor_s`` = cpu_s / cores is the wall time the run could not go below on this
+machine even with every core busy throughout.
 
 Targets on 2 cores (issue 18): efficiency >= 0.85 on digits; toy <= 20 s; fully cached digits
 re-run <= 8 s, from process start to exit.
@@ -24,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from perf.common import tree_rss_bytes, write_result
+from perf.common import tree_cpu_seconds, tree_rss_bytes, write_result
 
 TARGETS = {"digits_efficiency": 0.85, "toy_wall_s": 20.0, "digits_cached_rerun_wall_s": 8.0}
 
@@ -53,13 +56,15 @@ def run_suite(suite: str, results: Path, overrides: list[str] | None = None,
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=os.environ | {"PYTHONUNBUFFERED": "1"})
     peak = 0
+    cpu: dict[int, float] = {}
     done = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
             peak = max(peak, tree_rss_bytes(proc.pid))
-            time.sleep(0.5)
+            tree_cpu_seconds(proc.pid, cpu)
+            time.sleep(0.25)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -69,7 +74,12 @@ def run_suite(suite: str, results: Path, overrides: list[str] | None = None,
     wall = time.perf_counter() - started
     if proc.returncode not in (0, 1):
         raise SystemExit(f"{suite} failed:\n{output.decode()[-3000:]}")
+    cores = os.cpu_count() or 1
     figures: dict[str, float] = {"wall_s": wall, "peak_rss_mib": peak / 2**20,
+                                 # Every process of the run (driver, Ray's, the workers): the
+                                 # wall time could not be below cpu_s / cores.
+                                 "cpu_s": sum(cpu.values()), "cores": cores,
+                                 "cpu_floor_s": sum(cpu.values()) / cores,
                                  "exit_code": proc.returncode,
                                  "load_average_1min_before": load_before,
                                  "load_average_1min_after": os.getloadavg()[0]}

@@ -280,7 +280,10 @@ def perf_table(root: Path) -> str:
                          f"`python -m perf.end_to_end --suites {suite}`", "-",
                          f"{figures['wall_s']:.0f} s"
                          + (f", efficiency {efficiency:.2f}" if efficiency is not None else "")
-                         + f", peak {figures['peak_rss_mib'] / 1024:.1f} GiB", date])
+                         + f", peak {figures['peak_rss_mib'] / 1024:.1f} GiB"
+                         + (f", {figures['cpu_s']:.0f} CPU-s of all its processes (so at "
+                            f"least {figures['cpu_floor_s']:.0f} s on {figures['cores']} "
+                            "cores)" if "cpu_s" in figures else ""), date])
         titles = {"digits_efficiency": ("`digits` orchestration efficiency", "{:.2f}", ">= "),
                   "toy_wall_s": ("`toy` end to end", "{:.1f} s", "<= "),
                   "digits_cached_rerun_wall_s": ("fully cached `digits` re-run", "{:.1f} s",
