@@ -218,3 +218,24 @@ def test_toy_reference_sets_the_recorded_report_beside_the_notebook(tmp_path):
     assert "| 0 | 763, 3.23 | 700, 3.00 |" in text
     assert "| -0.05 | 53, 6.75 | 60, 6.50 |" in text
     assert "| +0.05 | 3113, 0.65 | not recorded |" in text
+
+
+def test_toy_time_splits_the_end_to_end_figure(tmp_path):
+    toy = {"wall_s": 30.0, "run_wall_s": 24.0, "trial_work_s": 22.0, "parallel_slots": 2.0,
+           "trials_run": 6.0, "first_trial_startup_s": 4.5, "cpu_s": 50.0, "cores": 2,
+           "cpu_floor_s": 25.0, "load_average_1min_before": 0.1,
+           "wall_s_runs": [34.0, 30.0, 28.0]}
+    machine = {"date": "2026-01-02T00:00:00+00:00", "cpus": 2}
+    _perf(tmp_path, "end_to_end", {"machine": machine, "targets": {"toy_wall_s": 20.0},
+                                   "suites": {"toy": toy}})
+    text = docs_tables.render("toy-time", tmp_path)
+    assert ("| 30.0 s (median of 3 runs: 34, 30, 28 s) | the figure the target is about "
+            "(target <= 20 s) |") in _row(
+        text, "process start to exit")
+    assert "| 6.0 s |" in _row(text, "outside the run")
+    assert "| 11.0 s |" in _row(text, "the same on 2 slots")
+    assert "50.0 CPU-s | at least 25.0 s of wall time on 2 cores" in _row(text, "CPU time")
+    del toy["cpu_s"]  # an older file without the CPU figure: said, not invented
+    _perf(tmp_path, "end_to_end", {"machine": machine, "targets": {}, "suites": {"toy": toy}})
+    text = docs_tables.render("toy-time", tmp_path)
+    assert "No recorded results" in text and "CPU-s" not in text

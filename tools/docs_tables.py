@@ -31,7 +31,9 @@ Kinds:
 - ``faces-targets``: issue 22's targets for the faces suite, each against its figure in
   ``perf/results/faces_gpu_steady.json`` (steady state on a GPU; "not measured on a GPU" when
   that file is missing or a CPU smoke run) or ``faces_input.json``, with date and device; the
-  earlier first-epoch run (``faces_gpu.json``) as context only.
+  earlier first-epoch run (``faces_gpu.json``) as context only;
+- ``toy-time``: where the ``toy`` suite's end-to-end time goes (``end_to_end.json``): the run,
+  what lies outside it, the trials' own work and the CPU time of every process.
 
 A block whose recorded results are missing says so instead of showing numbers.
 
@@ -278,7 +280,7 @@ def perf_table(root: Path) -> str:
             efficiency = figures.get("orchestration_efficiency")
             rows.append([f"`{suite}`, default config, end to end",
                          f"`python -m perf.end_to_end --suites {suite}`", "-",
-                         f"{figures['wall_s']:.0f} s"
+                         f"{figures['wall_s']:.0f} s" + _median_of(figures)
                          + (f", efficiency {efficiency:.2f}" if efficiency is not None else "")
                          + f", peak {figures['peak_rss_mib'] / 1024:.1f} GiB"
                          + (f", {figures['cpu_s']:.0f} CPU-s of all its processes (so at "
@@ -530,6 +532,50 @@ def faces_targets_table(root: Path) -> str:
                   "(copy, resize, jitter, flip) is inside the steady-state training rows.\n")
 
 
+def _median_of(figures: dict) -> str:
+    """" (median of N runs: a, b, c s)" when the script repeated the suite; else empty. The
+    other figures of the row are that median run's."""
+    runs = figures.get("wall_s_runs") or []
+    if len(runs) < 2:
+        return ""
+    return f" (median of {len(runs)} runs: {', '.join(f'{w:.0f}' for w in runs)} s)"
+
+
+def toy_time_table(root: Path) -> str:
+    """Where the ``toy`` suite's end-to-end time goes, from ``perf/results/end_to_end.json``."""
+    end = _load(root, "end_to_end")
+    toy = (end or {}).get("suites", {}).get("toy")
+    needed = ("wall_s", "run_wall_s", "trial_work_s", "parallel_slots", "cpu_s")
+    if not toy or any(key not in toy for key in needed):
+        return _missing("perf/results/end_to_end.json (toy, with cpu_s)",
+                        "Run `python -m perf.end_to_end --suites toy`.")
+    slots = toy["parallel_slots"]
+    target = end.get("targets", {}).get("toy_wall_s")
+    rows = [
+        ["process start to exit", f"{toy['wall_s']:.1f} s" + _median_of(toy),
+         "the figure the target is about" + (f" (target <= {target:.0f} s)" if target else "")],
+        ["the run itself, from planning to the written report", f"{toy['run_wall_s']:.1f} s",
+         "Ray's start, the trials, the report"],
+        ["outside the run", f"{toy['wall_s'] - toy['run_wall_s']:.1f} s",
+         "Python, torch and the project imported and the config checked before it; Ray "
+         "stopped after it"],
+        ["first trial's start-up", f"{toy.get('first_trial_startup_s', math.nan):.1f} s",
+         "from handing the first trial to Ray Tune until a worker began it (worker process "
+         "start, imports)"],
+        ["the trials' own work, summed", f"{toy['trial_work_s']:.1f} s",
+         f"{toy.get('trials_run', 0):.0f} trials; each target is 5000 full-batch SGD steps"],
+        [f"the same on {slots:.0f} slots", f"{toy['trial_work_s'] / slots:.1f} s",
+         "the trials' share of the wall time if no slot ever waited"],
+        ["CPU time of every process (driver, Ray, workers)", f"{toy['cpu_s']:.1f} CPU-s",
+         f"at least {toy['cpu_floor_s']:.1f} s of wall time on {toy['cores']} cores even "
+         "with every core busy throughout"],
+    ]
+    return markdown(["part", "measured", "what it is"], rows) + (
+        f"\nOne run of `python -m perf.end_to_end` on {end['machine']['date'][:10]} "
+        f"({end['machine']['cpus']} CPU cores; load average before it "
+        f"{toy.get('load_average_1min_before', math.nan):.1f}).\n")
+
+
 def _committed(root: Path, path: str) -> str:
     """The date of the commit that last changed a recorded file's content (its JSON has no
     date); a move (benchmarks/ became perf/) is not a new measurement."""
@@ -545,7 +591,7 @@ SUITE_KINDS = {"suite": suite_table, "paired": paired_table, "study": study_tabl
 #: Table kinds made from recorded files alone (``<!-- table:KIND -->``).
 FILE_KINDS = {"budgets": budgets_table, "perf": perf_table, "faces-gpu": faces_gpu_table,
               "toy-reference": toy_reference_table, "faces-input": faces_input_table,
-              "faces-targets": faces_targets_table}
+              "faces-targets": faces_targets_table, "toy-time": toy_time_table}
 
 
 def render(spec: str, root: Path) -> str:
