@@ -89,8 +89,15 @@ def probes_skipped() -> Iterator[None]:
         _PROBING.reset(token)
 
 
-#: A suite's own probe: a fresh tiny classifier of its architecture, inputs, labels, classes.
-Probe = Callable[[], tuple[nn.Module, torch.Tensor, torch.Tensor, int]]
+#: What a training may give ``prepare_training`` besides the model, optimiser and batches:
+#: per-example access (``setup.examples``) and the public split (``setup.public``).
+TRAINING_EXTRAS: frozenset[str] = frozenset({"examples", "public"})
+_EXTRA_NAMES = {"examples": "per-example access to the training data (setup.examples)",
+                "public": "public split (setup.public)"}
+
+#: A suite's own probe: a fresh tiny classifier of its architecture, inputs, labels, classes
+#: and, optionally fifth, which of :data:`TRAINING_EXTRAS` its training gives (default: all).
+Probe = Callable[[], tuple[Any, ...]]
 
 
 def check_component(component: Any, field: str, name: str, probe: Probe | None = None) -> None:
@@ -114,7 +121,7 @@ def check_component(component: Any, field: str, name: str, probe: Probe | None =
             return
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            model, inputs, _, num_classes = probe()
+            model, inputs, _, num_classes, *_ = probe()
         check_attack(component, field, name, model, tuple(inputs.shape[1:]), num_classes)
         return
     if not isinstance(component, Defense):
@@ -124,8 +131,9 @@ def check_component(component: Any, field: str, name: str, probe: Probe | None =
         return
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model, inputs, targets, num_classes = probe()
-    check_defense(component, field, name, model, (inputs, targets), num_classes)
+        model, inputs, targets, num_classes, *extras = probe()
+    check_defense(component, field, name, model, (inputs, targets), num_classes,
+                  extras=frozenset(extras[0]) if extras else TRAINING_EXTRAS)
 
 
 def check_defense(
@@ -136,6 +144,7 @@ def check_defense(
     batch: tuple[torch.Tensor, torch.Tensor] | None = None,
     num_classes: int = 4,
     hooks: bool | None = None,
+    extras: frozenset[str] = TRAINING_EXTRAS,
 ) -> None:
     """Raise a UserError naming ``name`` unless ``defense`` keeps the defense interface.
 
@@ -150,7 +159,10 @@ def check_defense(
     With ``hooks`` (default: when ``model`` is the suite's own, not a :class:`ProbeClassifier`)
     the set-up hooks run around that step as a training runs them (:func:`probe_setup`):
     ``prepare_training`` must return a :class:`TrainingSetup` whose model is a module,
-    optimiser a torch optimiser and batches a callable giving (inputs, targets); the step uses
+    optimiser a torch optimiser and batches a callable giving (inputs, targets); the set-up
+    gives only the ``extras`` the suite's training gives, and a ``prepare_training`` that
+    fails without one it needs (DP-SGD's per-example access, TL-DMI's public split) but works
+    with all of them is refused as not fitting the suite, not as broken; the step uses
     the returned model, the first of its batches, its ``state`` as ``LossInputs.state`` and its
     optimiser's ``step``; ``end_training`` must return a mapping of names to finite numbers,
     and the wrapped model must still give logits after it. They are not run on the generic
@@ -169,7 +181,8 @@ def check_defense(
         if model is None:
             model, num_classes = ProbeClassifier(), 4
         inputs, targets = batch if batch is not None else probe_batch(num_classes)
-        _run_once(_probe_copy(defense), model, inputs, targets, num_classes, field, name, hooks)
+        _run_once(_probe_copy(defense), model, inputs, targets, num_classes, field, name, hooks,
+                  extras)
 
 
 @contextlib.contextmanager
@@ -198,12 +211,13 @@ def _probe_copy(defense: Any) -> Any:
 
 
 def probe_setup(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
-                num_classes: int) -> Any:
+                num_classes: int, extras: frozenset[str] = TRAINING_EXTRAS) -> Any:
     """The :class:`TrainingSetup` a defense's ``prepare_training`` gets in the check: ``model``
     trained by SGD (:class:`MomentumSGD`, which spares the driver torch._dynamo's
     import) on one batch (``inputs``, ``targets``) per epoch, per-example access to
     that batch, its first :data:`PROBE_PUBLIC_IMAGES` examples as the public split and the
-    batch as the test split, on the CPU with seed 0."""
+    batch as the test split, on the CPU with seed 0; per-example access and the public split
+    only if named in ``extras``."""
     from lsmia_bench.benchmark.optimizers import MomentumSGD
     from lsmia_bench.defenses.base import PublicData, TrainingSetup
 
@@ -213,8 +227,10 @@ def probe_setup(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
         batches=lambda: [(inputs, targets)], epochs=PROBE_SETUP_EPOCHS,
         batch_size=len(targets), train_size=len(targets), num_classes=num_classes,
         device=torch.device("cpu"), seed=0,
-        examples=lambda index: (inputs[index], targets[index]),
-        public=PublicData(inputs[:count].clone(), targets[:count].clone(), num_classes),
+        examples=(lambda index: (inputs[index], targets[index])) if "examples" in extras
+        else None,
+        public=PublicData(inputs[:count].clone(), targets[:count].clone(), num_classes)
+        if "public" in extras else None,
         test=(inputs, targets))
 
 
@@ -237,7 +253,8 @@ def _check_methods(cls: type, field: str, name: str) -> None:
 
 
 def _run_once(defense: Any, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
-              num_classes: int, field: str, name: str, hooks: bool = False) -> None:
+              num_classes: int, field: str, name: str, hooks: bool = False,
+              extras: frozenset[str] = TRAINING_EXTRAS) -> None:
     """One training step as :func:`benchmark.training.train_classifier` takes it, between the
     set-up hooks when ``hooks``: the names of each step below are the ones an error gives."""
     from lsmia_bench.benchmark.training import capture_features
@@ -254,7 +271,13 @@ def _run_once(defense: Any, model: nn.Module, inputs: torch.Tensor, targets: tor
         trained, state, optimizer, setup = wrapped, {}, None, None
         if hooks:
             step = "prepare_training()"
-            setup = defense.prepare_training(probe_setup(wrapped, inputs, targets, num_classes))
+            try:
+                setup = defense.prepare_training(probe_setup(wrapped, inputs, targets,
+                                                             num_classes, extras))
+            except Exception as exc:
+                _refuse_unfitting(defense, wrapped, (inputs, targets), num_classes, extras, exc,
+                                  field, name)
+                raise
             _check_setup(setup, field, name)
             trained, state, optimizer = setup.model, setup.state, setup.optimizer
             if trained is not wrapped:  # the loop captures features of the model it trains
@@ -297,6 +320,33 @@ def _run_once(defense: Any, model: nn.Module, inputs: torch.Tensor, targets: tor
     except Exception as exc:  # a plug-in may fail in any way
         raise _fail(field, name, f"{step} raised {type(exc).__name__}: {exc}",
                     "Fix the plug-in; it was run once on a tiny probe model and batch.") from None
+
+
+def _refuse_unfitting(defense: Any, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor],
+                      num_classes: int, extras: frozenset[str], error: Exception, field: str,
+                      name: str) -> None:
+    """Raise a UserError saying the defense needs what this suite's training does not give,
+    when its ``prepare_training`` failed with the suite's ``extras`` and works with all of
+    them (run again on copies); return otherwise (the failure is the plug-in's own)."""
+    missing = sorted(TRAINING_EXTRAS - extras)
+
+    def works(given: frozenset[str]) -> bool:
+        try:
+            _probe_copy(defense).prepare_training(probe_setup(copy.deepcopy(model), *batch,
+                                                              num_classes, given))
+        except Exception:
+            return False
+        return True
+
+    if not missing or not works(TRAINING_EXTRAS):
+        return
+    # Name what it needs: the one missing extra that suffices, else all that are missing.
+    needed = [extra for extra in missing if works(extras | {extra})] or missing
+    needs = " or ".join(_EXTRA_NAMES[extra] for extra in needed)
+    raise UserError(field, name, "Remove it from this suite, or run it on a suite whose "
+                    "training gives that (docs/extending.md: what each pipeline gives).",
+                    problem=f"defense does not fit this suite: its training gives no {needs}, "
+                    f"and prepare_training() needs it ({type(error).__name__}: {error})")
 
 
 def _check_layers(defense: Any, model: nn.Module, field: str, name: str) -> list[str]:

@@ -283,3 +283,40 @@ def test_builtin_defenses_pass_the_setup_hooks_on_an_image_architecture():
         # end_training ran: DP-SGD removed the 16 hooks Opacus put on this CNN's modules.
         hooks = sum(len(m._forward_hooks) + len(m._backward_hooks) for m in model.modules())
         assert hooks == 0, name
+
+
+def test_a_defense_needing_what_the_suite_does_not_give_exits_2_as_not_fitting(run_cli,
+                                                                                tmp_path):
+    # The toy's training gives per-example access but no public split: DP-SGD fits it,
+    # TL-DMI's pre-training does not, and says so before any trial (not "broken").
+    from lsmia_bench.benchmark.config import read_suite_file, validate_suite
+    from lsmia_bench.benchmark.pipelines.toy import ToyConfig, ToyPipeline
+
+    raw, source = read_suite_file(None, _suite(tmp_path, "dp_sgd", "{noise_multiplier: 1.0}"))
+    ToyPipeline().check(validate_suite(raw, source, ToyConfig))
+    message = _fails_cleanly(
+        run_cli("run", "--config", _suite(tmp_path, "tl_dmi", "{trainable_from: head}"),
+                "--results", tmp_path / "res"),
+        "defenses[1].name", "'tl_dmi'", "does not fit this suite",
+        "gives no public split (setup.public)", "this pipeline gives no public split",
+        "Remove it from this suite")
+    assert "broken" not in message
+    assert not (tmp_path / "res" / "mlflow.db").exists()
+    raw, source = read_suite_file(None, _suite(tmp_path, "tl_dmi",
+                                               "{pretrain: false, trainable_from: head}"))
+    ToyPipeline().check(validate_suite(raw, source, ToyConfig))
+
+
+def test_a_defense_that_fails_with_everything_given_is_still_broken():
+    from lsmia_bench.benchmark.plugin_check import check_defense, probe_batch
+
+    class SetUpFails(Defense):
+        def prepare_training(self, setup):
+            raise RuntimeError("always")
+
+    inputs, targets = probe_batch()
+    with pytest.raises(UserError) as caught:
+        check_defense(SetUpFails(), "defenses[1].name", "p.py:SetUpFails",
+                      torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 4)),
+                      (inputs, targets), 4, hooks=True, extras=frozenset())
+    assert "broken defense: prepare_training() raised RuntimeError: always" in str(caught.value)

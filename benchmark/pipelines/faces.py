@@ -232,8 +232,9 @@ class FacesPipeline(ImagePipeline):
         if any(ATTACKS.get(s.name).needs_prior for s in config.attacks):
             check_supplied_prior(config.prior.model_dump())
 
-        def probe() -> tuple[Any, Any, Any, int]:
-            """A small untrained target and random faces, to run each defense once."""
+        def probe() -> tuple[Any, Any, Any, int, frozenset[str]]:
+            """A small untrained target and random faces, to run each defense once; the faces
+            training gives neither per-example access nor a public split."""
             from lsmia_bench.benchmark.models.torchvision_nets import TORCHVISION_ARCHITECTURES
 
             params = config.target.params | ({"pretrained": False} if config.target.name
@@ -241,7 +242,7 @@ class FacesPipeline(ImagePipeline):
             model = build_classifier(config.target.name, params, 3, size, classes,
                                      field="target")
             labels = torch.arange(4) % classes
-            return model, torch.rand(4, 3, size, size), labels, classes
+            return model, torch.rand(4, 3, size, size), labels, classes, frozenset()
 
         build_components(config.defenses, DEFENSES, "defenses", probe=probe)
         build_components(config.attacks, ATTACKS, "attacks")

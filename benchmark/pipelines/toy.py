@@ -203,13 +203,14 @@ class ToyPipeline(Pipeline):
                       level=config.uncertainty.level)
 
 
-def _probe(config: ToyConfig) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, int]:
+def _probe(config: ToyConfig) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, int,
+                                       frozenset[str]]:
     """A fresh toy MLP and a few points, to run each defense and attack once before any
-    trial."""
+    trial; the toy's training gives per-example access but no public split."""
     classes = len(config.data.centers)
     x, y = toy_blobs(4 * classes, config.data.centers, config.data.cluster_std,
                      random_state=config.data.random_state)
-    return ToyMLP(2, config.training.hidden, classes), x, y, classes
+    return ToyMLP(2, config.training.hidden, classes), x, y, classes, frozenset({"examples"})
 
 
 def _seed_spec(spec: dict[str, Any]) -> int:
