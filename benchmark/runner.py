@@ -75,7 +75,11 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(num_cpus=num_cpus, **kwargs)
+            # Ray pre-starts an idle worker per CPU for plain tasks. Tune gives its trial
+            # actors a runtime environment of their own, so they never use those workers,
+            # which would only take CPU from the start-up of the ones the trials do use.
+            ray.init(num_cpus=num_cpus, _system_config={"prestart_worker_first_driver": False},
+                     **kwargs)
     except Exception as exc:
         from lsmia_bench.benchmark.preflight import ray_auth_error
 
