@@ -409,10 +409,15 @@ def _exit_now(code: int) -> None:
     """End the process with ``code`` once everything is written, without the interpreter's
     final garbage collection: with torch, Ray and MLflow loaded it takes seconds and keeps
     nothing. Ray's local processes are stopped first (without waiting for each in turn), then
-    every exit handler runs as in a normal exit. Console entry only."""
+    every exit handler runs as in a normal exit (``atexit._run_exitfuncs``: CPython's own
+    runner of them). Console entry only."""
     import atexit
     import logging
+    import threading
 
+    for thread in threading.enumerate():  # as a normal exit would, wait for non-daemon threads
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
     if "ray" in sys.modules:
         import ray
 

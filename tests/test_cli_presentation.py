@@ -115,3 +115,22 @@ def test_an_interrupted_run_leaves_even_when_a_thread_would_hold_the_interpreter
               "sys.exit(130)\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=90)
     assert proc.returncode == 130, proc.stderr.decode()[-2000:]
+
+
+def test_a_finished_run_exits_with_its_code_after_threads_and_exit_handlers(tmp_path):
+    """The console entry's fast exit skips only the interpreter's final garbage collection: it
+    waits for non-daemon threads, runs the exit handlers, flushes output and keeps the code."""
+    thread_file, handler_file = tmp_path / "thread", tmp_path / "handler"
+    script = ("import atexit, threading, time\n"
+              "from lsmia_bench.cli import _exit_now\n"
+              f"atexit.register(lambda: open({str(handler_file)!r}, 'w').write('ran'))\n"
+              "def late():\n"
+              "    time.sleep(0.5)\n"
+              f"    open({str(thread_file)!r}, 'w').write('done')\n"
+              "threading.Thread(target=late).start()\n"
+              "print('last line', end='')\n"
+              "_exit_now(3)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=90)
+    assert proc.returncode == 3, proc.stderr.decode()[-2000:]
+    assert proc.stdout.decode() == "last line"
+    assert thread_file.read_text() == "done" and handler_file.read_text() == "ran"
