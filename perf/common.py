@@ -63,15 +63,22 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def tree_rss_bytes(root: int) -> int:
-    """Resident memory of ``root`` and all its descendants (Linux /proc), in bytes."""
-    tree, total, todo = _children(), 0, [root]
-    page = os.sysconf("SC_PAGE_SIZE")
+def _tree(root: int) -> list[int]:
+    """``root`` and all its descendants (Linux /proc)."""
+    children, pids, todo = _children(), [], [root]
     while todo:
         pid = todo.pop()
+        pids.append(pid)
+        todo.extend(children.get(pid, []))
+    return pids
+
+
+def tree_rss_bytes(root: int) -> int:
+    """Resident memory of ``root`` and all its descendants (Linux /proc), in bytes."""
+    total, page = 0, os.sysconf("SC_PAGE_SIZE")
+    for pid in _tree(root):
         with contextlib.suppress(OSError):
             total += int((Path("/proc") / str(pid) / "statm").read_text().split()[1]) * page
-        todo.extend(tree.get(pid, []))
     return total
 
 
@@ -81,12 +88,9 @@ def tree_cpu_seconds(root: int, seen: dict[int, float]) -> float:
     ``seen`` keeps each process's last reading across calls, so a process that has exited (or
     left the tree, like Ray's processes once the driver is gone) still counts with what it had
     used at the last call; call it often. Returns the sum over ``seen``."""
-    tree, todo = _children(), [root]
     tick = os.sysconf("SC_CLK_TCK")
-    while todo:
-        pid = todo.pop()
+    for pid in _tree(root):
         with contextlib.suppress(OSError, IndexError, ValueError):
             fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
             seen[pid] = (int(fields[11]) + int(fields[12])) / tick
-        todo.extend(tree.get(pid, []))
     return sum(seen.values())
